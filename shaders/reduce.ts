@@ -1,0 +1,98 @@
+/**
+ * WGSL for reductions over the middle axis of a contiguous `[O1, R, O2]` view: sum, max, min,
+ * argmax, argmin. `thread` mode gives each output one thread (small R); `group` mode gives each
+ * output a workgroup that strides over R and combines in shared memory (large R, few outputs).
+ */
+import type { KernelSpec } from "../src/gpu/kernel.ts";
+
+/** Reduction kinds. */
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
+
+/** Threads per workgroup (both modes). */
+export const RED_WG = 128;
+
+function combine(op: ReduceOp, acc: string, idx: string, v: string, vi: string): string {
+  switch (op) {
+    case "sum":
+      return `${acc} = ${acc} + ${v};`;
+    case "max":
+      return `${acc} = max(${acc}, ${v});`;
+    case "min":
+      return `${acc} = min(${acc}, ${v});`;
+    case "argmax":
+      return `if (${v} > ${acc} || (${v} == ${acc} && ${vi} < ${idx})) { ${acc} = ${v}; ${idx} = ${vi}; }`;
+    case "argmin":
+      return `if (${v} < ${acc} || (${v} == ${acc} && ${vi} < ${idx})) { ${acc} = ${v}; ${idx} = ${vi}; }`;
+  }
+}
+
+function init(op: ReduceOp): string {
+  if (op === "sum") return "0.0";
+  if (op === "max" || op === "argmax") return "-3.4028234e38";
+  return "3.4028234e38";
+}
+
+/** Kernel spec for one reduction kind and mode. Params: O1, R, O2, off. */
+export function reduceSpec(op: ReduceOp, mode: "thread" | "group"): KernelSpec {
+  const isArg = op.startsWith("arg");
+  const outType = isArg ? "i32" : "f32";
+  const result = isArg ? "i32(idx)" : "acc";
+  const bindings = [
+    { name: "X", type: "f32" as const, access: "read" as const },
+    { name: "Y", type: outType as "f32" | "i32", access: "rw" as const },
+  ];
+  const params = ["O1", "R", "O2", "off"];
+  if (mode === "thread") {
+    return {
+      params,
+      bindings,
+      workgroup: [RED_WG],
+      body: `
+  let o = (wid.x + wid.y * nwg.x) * ${RED_WG}u + lid.x;
+  if (o >= P.O1 * P.O2) { return; }
+  let base = P.off + (o / P.O2) * P.R * P.O2 + o % P.O2;
+  var acc = ${init(op)};
+  var idx = 0xffffffffu;
+  for (var r = 0u; r < P.R; r++) {
+    let v = X[base + r * P.O2];
+    ${combine(op, "acc", "idx", "v", "r")}
+  }
+  Y[o] = ${result};`,
+    };
+  }
+  return {
+    params,
+    bindings,
+    workgroup: [RED_WG],
+    prelude: `var<workgroup> sv: array<f32, ${RED_WG}>;\nvar<workgroup> si: array<u32, ${RED_WG}>;`,
+    body: `
+  let o = wid.x + wid.y * nwg.x;
+  let base = P.off + (o / P.O2) * P.R * P.O2 + o % P.O2;
+  var acc = ${init(op)};
+  var idx = 0xffffffffu;
+  for (var r = lid.x; r < P.R; r += ${RED_WG}u) {
+    let v = X[base + r * P.O2];
+    ${combine(op, "acc", "idx", "v", "r")}
+  }
+  sv[lid.x] = acc;
+  si[lid.x] = idx;
+  workgroupBarrier();
+  for (var s = ${RED_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid.x < s) {
+      var a = sv[lid.x];
+      var ai = si[lid.x];
+      let v = sv[lid.x + s];
+      let vi = si[lid.x + s];
+      ${combine(op, "a", "ai", "v", "vi")}
+      sv[lid.x] = a;
+      si[lid.x] = ai;
+    }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u && o < P.O1 * P.O2) {
+    let acc = sv[0];
+    let idx = si[0];
+    Y[o] = ${result};
+  }`,
+  };
+}

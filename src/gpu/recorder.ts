@@ -1,0 +1,195 @@
+/**
+ * Records kernels and copies into one command encoder and submits them in one go.
+ *
+ * Kernel parameters go to a uniform arena that is written just before the submit, and uploads go
+ * through staging buffers copied inside the encoder, so every operation keeps its recorded order
+ * and nothing on the host waits for the device until someone reads a result.
+ */
+import { gpu } from "./device.ts";
+
+const ARENA_BYTES = 64 * 1024;
+const AUTO_FLUSH_DISPATCHES = 8192;
+
+interface Arena {
+  buf: GPUBuffer;
+  data: Uint32Array<ArrayBuffer>;
+  used: number;
+}
+
+/** Counters for benches: how much work has been recorded and submitted. */
+export interface RecorderStats {
+  /** Kernel dispatches recorded since the process started. */
+  dispatches: number;
+  /** Command buffers submitted since the process started. */
+  submits: number;
+  /** Host readbacks (`mapAsync`) started since the process started. */
+  readbacks: number;
+}
+
+/** The single command recorder of the process. */
+export class Recorder {
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #arenas: Arena[] = [];
+  #arenaIdx = 0;
+  #staging: GPUBuffer[] = [];
+  #pendingDispatches = 0;
+  #error: string | null = null;
+  #stats: RecorderStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly align: number;
+
+  constructor(private device: GPUDevice) {
+    this.align = device.limits.minUniformBufferOffsetAlignment;
+    device.addEventListener("uncapturederror", (e) => {
+      const msg = (e as GPUUncapturedErrorEvent).error.message;
+      if (this.#error === null) this.#error = msg;
+      console.error(`WebGPU error: ${msg}`);
+    });
+  }
+
+  #enc(): GPUCommandEncoder {
+    return this.#encoder ??= this.device.createCommandEncoder();
+  }
+
+  #computePass(): GPUComputePassEncoder {
+    return this.#pass ??= this.#enc().beginComputePass();
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  /** Reserves space for kernel parameters; returns the uniform buffer and its dynamic offset. */
+  params(values: Uint32Array): { buffer: GPUBuffer; offset: number; size: number } {
+    const bytes = Math.max(16, values.byteLength);
+    const slot = Math.ceil(bytes / this.align) * this.align;
+    if (slot > ARENA_BYTES) throw new Error(`kernel parameters too large: ${bytes} bytes`);
+    let a = this.#arenas[this.#arenaIdx];
+    if (a && a.used + slot > ARENA_BYTES) a = this.#arenas[++this.#arenaIdx];
+    if (!a) {
+      a = {
+        buf: this.device.createBuffer({
+          size: ARENA_BYTES,
+          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        }),
+        data: new Uint32Array(ARENA_BYTES / 4),
+        used: 0,
+      };
+      this.#arenas[this.#arenaIdx] = a;
+    }
+    const offset = a.used;
+    a.data.set(values, offset / 4);
+    a.used += slot;
+    return { buffer: a.buf, offset, size: Math.ceil(bytes / 16) * 16 };
+  }
+
+  /** Records one dispatch. */
+  dispatch(
+    pipeline: GPUComputePipeline,
+    bindGroup: GPUBindGroup,
+    dynamicOffsets: number[],
+    x: number,
+    y = 1,
+    z = 1,
+  ): void {
+    if (x === 0 || y === 0 || z === 0) return;
+    const pass = this.#computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup, dynamicOffsets);
+    pass.dispatchWorkgroups(x, y, z);
+    this.#stats.dispatches++;
+    if (++this.#pendingDispatches >= AUTO_FLUSH_DISPATCHES) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy (byte offsets and size must be multiples of 4). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    if (size === 0) return;
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  }
+
+  /** Records an upload of host data into `dst` at `dstOffset`, ordered with the recorded kernels. */
+  upload(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    if (size === 0) return;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.#staging.push(staging);
+    this.copy(staging, 0, dst, dstOffset, size);
+  }
+
+  /** Submits everything recorded so far. Cheap; never waits for the device. */
+  flush(): void {
+    this.#throwIfError();
+    if (!this.#encoder) return;
+    this.#endPass();
+    for (let i = 0; i <= this.#arenaIdx && i < this.#arenas.length; i++) {
+      const a = this.#arenas[i];
+      if (a.used > 0) this.device.queue.writeBuffer(a.buf, 0, a.data, 0, a.used / 4);
+      a.used = 0;
+    }
+    this.#arenaIdx = 0;
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#pendingDispatches = 0;
+    this.#stats.submits++;
+    for (const s of this.#staging) s.destroy();
+    this.#staging = [];
+  }
+
+  /** Copies `size` bytes of `src` to the host. Flushes; several reads may be in flight at once. */
+  async read(src: GPUBuffer, offset: number, size: number): Promise<ArrayBuffer> {
+    const padded = Math.max(4, Math.ceil(size / 4) * 4);
+    const dst = this.device.createBuffer({
+      size: padded,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.copy(src, offset, dst, 0, padded);
+    this.flush();
+    this.#stats.readbacks++;
+    try {
+      await dst.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.#throwIfError();
+      throw e;
+    }
+    const out = dst.getMappedRange().slice(0, size);
+    dst.unmap();
+    dst.destroy();
+    this.#throwIfError();
+    return out;
+  }
+
+  /** Waits until the device has finished everything submitted (for benches). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.#throwIfError();
+  }
+
+  /** Counters since the process started. */
+  stats(): RecorderStats {
+    return { ...this.#stats };
+  }
+
+  #throwIfError(): void {
+    if (this.#error !== null) {
+      const e = this.#error;
+      this.#error = null;
+      throw new Error(`WebGPU reported an error: ${e}`);
+    }
+  }
+}
+
+let rec: Recorder | null = null;
+
+/** The process-wide recorder (created on first use, after `initGpu`). */
+export function recorder(): Recorder {
+  return rec ??= new Recorder(gpu().device);
+}

@@ -1,0 +1,210 @@
+/**
+ * Reverse-mode automatic differentiation over a tape of nodes.
+ *
+ * Each differentiable op calls {@link record} with its inputs, output and a backward closure. A
+ * node holds the tensors it saved and its parent nodes by reference count, so a graph lives
+ * exactly as long as some tensor computed from it, and `backward()` frees it (as PyTorch does
+ * without `retain_graph`).
+ */
+import { hooks, type Tensor } from "./tensor.ts";
+import { keep } from "./scope.ts";
+
+let gradEnabled = true;
+let nextNodeId = 1;
+
+/** Gradient of one op: receives the output gradient, returns one gradient (or null) per input. */
+export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
+
+/** One recorded op. */
+export class Node {
+  /** Creation order; a valid topological order of the graph. */
+  readonly id = nextNodeId++;
+  /** Parent nodes (for computed inputs) or leaf tensors (for leaves that require grad), per input. */
+  readonly parents: ({ node: Node } | { leaf: Tensor } | null)[];
+  #saved: Tensor[];
+  #refs = 1;
+  #freed = false;
+
+  constructor(readonly name: string, inputs: Tensor[], readonly fn: BackwardFn, saved: Tensor[]) {
+    this.parents = inputs.map((t) => {
+      if (!t.requiresGrad) return null;
+      if (t.node) {
+        t.node.retain();
+        return { node: t.node };
+      }
+      return { leaf: t };
+    });
+    this.#saved = saved;
+  }
+
+  /** True once backward ran through this node or it was released. */
+  get freed(): boolean {
+    return this.#freed;
+  }
+
+  retain(): void {
+    this.#refs++;
+  }
+
+  /** Drops a reference; the last one frees saved tensors and releases parents. */
+  release(): void {
+    if (--this.#refs > 0) return;
+    this.freeSaved();
+    for (const p of this.parents) if (p && "node" in p) p.node.release();
+  }
+
+  /** Frees the tensors saved for backward. */
+  freeSaved(): void {
+    for (const t of this.#saved) t.dispose();
+    this.#saved = [];
+    this.#freed = true;
+  }
+}
+
+/** Whether ops currently record the graph. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs `fn` without recording the graph (evaluation, optimizer updates).
+ *
+ * @example
+ * ```ts
+ * import { noGrad } from "./mod.ts";
+ * const y = noGrad(() => 1 + 1);
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** True when an op on these inputs must be recorded. */
+export function needsGrad(...inputs: Tensor[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Records an op: `out` was computed from `inputs`; `backward` maps dL/dout to dL/dinputs.
+ * `saved` tensors are retained for backward (pass fresh handles from `t.alias()` or tensors the
+ * op owns exclusively). Returns `out`. Does nothing when no input requires grad.
+ */
+export function record(
+  name: string,
+  inputs: Tensor[],
+  out: Tensor,
+  backward: BackwardFn,
+  saved: Tensor[] = [],
+): Tensor {
+  if (!needsGrad(...inputs)) {
+    for (const s of saved) s.dispose();
+    return out;
+  }
+  out.requiresGrad = true;
+  out.node = new Node(name, inputs, backward, saved);
+  return out;
+}
+
+/** Detaches a tensor from the graph: a new handle on the same data that requires no grad. */
+export function detach(t: Tensor): Tensor {
+  return t.alias(t.shape, t.strides, t.offset, true);
+}
+
+let addFn: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+let onesLikeFn: ((t: Tensor) => Tensor) | null = null;
+
+/** Wires in the ops that backward needs (internal; done by the ops modules). */
+export function setAutogradOps(add: (a: Tensor, b: Tensor) => Tensor, onesLike: (t: Tensor) => Tensor): void {
+  addFn = add;
+  onesLikeFn = onesLike;
+}
+
+function accumulate(prev: Tensor | undefined, g: Tensor): Tensor {
+  if (!prev) return g;
+  const sum = addFn!(prev, g);
+  prev.dispose();
+  g.dispose();
+  return sum;
+}
+
+function checkShape(op: string, g: Tensor, t: Tensor): void {
+  if (g.shape.length !== t.shape.length || g.shape.some((d, i) => d !== t.shape[i])) {
+    throw new Error(
+      `internal: '${op}' backward gave a gradient of shape [${g.shape}] for an input of shape [${t.shape}]`,
+    );
+  }
+}
+
+function runBackward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) throw new Error("backward(): the tensor does not require grad");
+  if (!grad && root.size !== 1) {
+    throw new Error(`backward() without a gradient needs a scalar; got shape [${root.shape.join(", ")}]`);
+  }
+  if (grad && grad.size !== root.size) throw new Error("backward(): gradient shape does not match");
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    const seed = grad ? hooks.contiguous!(grad).alias(root.shape, undefined, undefined, true) : onesLikeFn!(root);
+    if (!root.node) {
+      root.grad = keep(accumulate(root.grad ?? undefined, seed));
+      return;
+    }
+    // Collect reachable nodes.
+    const nodes: Node[] = [];
+    const seen = new Set<Node>();
+    const stack = [root.node];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (seen.has(n)) continue;
+      if (n.freed) {
+        throw new Error(
+          `backward() through '${n.name}' a second time: the graph was freed by the first backward`,
+        );
+      }
+      seen.add(n);
+      nodes.push(n);
+      for (const p of n.parents) if (p && "node" in p) stack.push(p.node);
+    }
+    nodes.sort((a, b) => b.id - a.id);
+    const grads = new Map<Node, Tensor>([[root.node, seed]]);
+    for (const n of nodes) {
+      const g = grads.get(n);
+      if (!g) continue;
+      grads.delete(n);
+      const ins = n.fn(g);
+      g.dispose();
+      n.freeSaved();
+      n.parents.forEach((p, i) => {
+        const gi = ins[i];
+        if (!gi) return;
+        if (!p) {
+          gi.dispose();
+          return;
+        }
+        if ("node" in p) grads.set(p.node, accumulate(grads.get(p.node), gi));
+        else {
+          const leaf = p.leaf;
+          if (leaf.disposed) {
+            gi.dispose();
+            return;
+          }
+          checkShape(n.name, gi, leaf);
+          leaf.grad = keep(accumulate(leaf.grad ?? undefined, gi));
+        }
+      });
+    }
+    for (const g of grads.values()) g.dispose();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+hooks.backward = runBackward;
