@@ -5,7 +5,7 @@
  * through staging buffers copied inside the encoder, so every operation keeps its recorded order
  * and nothing on the host waits for the device until someone reads a result.
  */
-import { gpu } from "./device.ts";
+import { DeviceLostError, deviceLostReason, gpu } from "./device.ts";
 
 const ARENA_BYTES = 64 * 1024;
 const AUTO_FLUSH_DISPATCHES = 8192;
@@ -156,6 +156,8 @@ export class Recorder {
     try {
       await dst.mapAsync(GPUMapMode.READ);
     } catch (e) {
+      const lost = deviceLostReason();
+      if (lost !== null) throw new DeviceLostError(lost);
       this.#throwIfError();
       throw e;
     }
