@@ -46,11 +46,11 @@ export function elementwiseSpec(
 ): KernelSpec {
   const params = ["n", "oy"];
   const anyStrided = outStrided || inputs.some((x) => !x.direct);
-  if (anyStrided) for (let d = 0; d < rank; d++) params.push(`d${d}`);
-  if (outStrided) for (let d = 0; d < rank; d++) params.push(`ty${d}`);
+  if (anyStrided) { for (let d = 0; d < rank; d++) params.push(`d${d}`); }
+  if (outStrided) { for (let d = 0; d < rank; d++) params.push(`ty${d}`); }
   inputs.forEach((x, k) => {
     params.push(`o${k}`);
-    if (!x.direct) for (let d = 0; d < rank; d++) params.push(`t${k}_${d}`);
+    if (!x.direct) { for (let d = 0; d < rank; d++) params.push(`t${k}_${d}`); }
   });
   for (let s = 0; s < nScalars; s++) params.push(`s${s}`);
   const lines = [
@@ -87,7 +87,9 @@ export function elementwiseSpec(
   return {
     params,
     bindings: [
-      ...inputs.flatMap((x, k) => x.inPlace ? [] : [{ name: `X${k}`, type: x.type, access: "read" as const }]),
+      ...inputs.flatMap((x, k) =>
+        x.inPlace ? [] : [{ name: `X${k}`, type: x.type, access: "read" as const }]
+      ),
       { name: "Y", type: outType, access: "rw" as const },
     ],
     workgroup: [EW_WG],

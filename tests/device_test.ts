@@ -52,7 +52,11 @@ Deno.test("no adapter gives instructions to install a driver", async () => {
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--ext=ts", script],
-    env: { DENO_WEBGPU_BACKEND: "vulkan", VK_ICD_FILENAMES: "/nonexistent.json", VK_DRIVER_FILES: "/nonexistent.json" },
+    env: {
+      DENO_WEBGPU_BACKEND: "vulkan",
+      VK_ICD_FILENAMES: "/nonexistent.json",
+      VK_DRIVER_FILES: "/nonexistent.json",
+    },
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(60_000),

@@ -35,14 +35,25 @@ for (const [name, op, f] of binaries) {
     }
     // scalar on either side
     const a = randRef(rng, [3, 4], 0.5, 2);
-    await gradcheck((x) => (op as (a: unknown, b: unknown) => never)(x, 1.5), (x: Ref) => refMap([x], (v) => f(v, 1.5)), [a]);
-    await gradcheck((x) => (op as (a: unknown, b: unknown) => never)(0.7, x), (x: Ref) => refMap([x], (v) => f(0.7, v)), [a]);
+    await gradcheck(
+      (x) => (op as (a: unknown, b: unknown) => never)(x, 1.5),
+      (x: Ref) => refMap([x], (v) => f(v, 1.5)),
+      [a],
+    );
+    await gradcheck(
+      (x) => (op as (a: unknown, b: unknown) => never)(0.7, x),
+      (x: Ref) => refMap([x], (v) => f(0.7, v)),
+      [a],
+    );
   });
 }
 
 gpuTest("pow with tensor and scalar exponents, negative bases", async () => {
   const rng = new Rng(2);
-  await gradcheck(A.pow, (x: Ref, y: Ref) => refMap([x, y], Math.pow), [randRef(rng, [3, 4], 0.5, 2), randRef(rng, [4], -2, 2)]);
+  await gradcheck(A.pow, (x: Ref, y: Ref) => refMap([x, y], Math.pow), [
+    randRef(rng, [3, 4], 0.5, 2),
+    randRef(rng, [4], -2, 2),
+  ]);
   await gradcheck((x) => A.pow(x, 3), (x: Ref) => refMap([x], (v) => v ** 3), [randRef(rng, [5], -2, 2)]);
 });
 
@@ -66,7 +77,9 @@ for (const [name, op, f, lo, hi] of unaries) {
   gpuTest(`unary ${name}: forward and backward`, async () => {
     const rng = new Rng(3);
     for (const shape of [[1], [7], [3, 5], [2, 3, 129]]) {
-      await gradcheck((x) => (op as (t: unknown) => never)(x), (x: Ref) => refMap([x], f), [randRef(rng, shape, lo, hi)], {
+      await gradcheck((x) => (op as (t: unknown) => never)(x), (x: Ref) => refMap([x], f), [
+        randRef(rng, shape, lo, hi),
+      ], {
         rtol: 2e-4,
       });
     }
@@ -75,9 +88,13 @@ for (const [name, op, f, lo, hi] of unaries) {
 
 gpuTest("clamp passes the gradient inside the range only", async () => {
   const rng = new Rng(4);
-  await gradcheck((x) => U.clamp(x, -0.5, 0.3), (x: Ref) => refMap([x], (v) => Math.min(Math.max(v, -0.5), 0.3)), [
-    randRef(rng, [4, 9]),
-  ]);
+  await gradcheck(
+    (x) => U.clamp(x, -0.5, 0.3),
+    (x: Ref) => refMap([x], (v) => Math.min(Math.max(v, -0.5), 0.3)),
+    [
+      randRef(rng, [4, 9]),
+    ],
+  );
 });
 
 gpuTest("glu on every axis", async () => {
@@ -111,13 +128,26 @@ gpuTest("where and comparisons", async () => {
   const c = refMap([randRef(rng, [3, 1])], (v) => (v > 0 ? 1 : 0));
   const a = randRef(rng, [3, 4]);
   const b = randRef(rng, [4]);
-  await gradcheck((cc, x, y) => A.where(cc, x, y), (cc: Ref, x: Ref, y: Ref) => refMap([cc, x, y], (k, u, v) => (k ? u : v)), [
-    c,
-    a,
-    b,
-  ], { wrt: [1, 2] });
-  for (const [op, f] of [[A.gt, (u: number, v: number) => u > v], [A.le, (u: number, v: number) => u <= v]] as const) {
-    await gradcheck((x, y) => op(x, y), (x: Ref, y: Ref) => refMap([x, y], (u, v) => (f(u, v) ? 1 : 0)), [a, b], {
+  await gradcheck(
+    (cc, x, y) => A.where(cc, x, y),
+    (cc: Ref, x: Ref, y: Ref) => refMap([cc, x, y], (k, u, v) => (k ? u : v)),
+    [
+      c,
+      a,
+      b,
+    ],
+    { wrt: [1, 2] },
+  );
+  for (
+    const [op, f] of [[A.gt, (u: number, v: number) => u > v], [
+      A.le,
+      (u: number, v: number) => u <= v,
+    ]] as const
+  ) {
+    await gradcheck((x, y) => op(x, y), (x: Ref, y: Ref) => refMap([x, y], (u, v) => (f(u, v) ? 1 : 0)), [
+      a,
+      b,
+    ], {
       wrt: [],
     });
   }

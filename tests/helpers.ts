@@ -174,7 +174,14 @@ export async function gradcheck(
   gpuFn: (...xs: Tensor[]) => Tensor,
   refFn: (...xs: Ref[]) => Ref,
   inputs: Ref[],
-  opts: { atol?: number; rtol?: number; gradAtol?: number; gradRtol?: number; seed?: number; wrt?: number[] } = {},
+  opts: {
+    atol?: number;
+    rtol?: number;
+    gradAtol?: number;
+    gradRtol?: number;
+    seed?: number;
+    wrt?: number[];
+  } = {},
 ): Promise<void> {
   const rng = new Rng(opts.seed ?? 99);
   const wrt = opts.wrt ?? inputs.map((_, i) => i);
@@ -188,7 +195,11 @@ export async function gradcheck(
     if (loss.requiresGrad) loss.backward();
     return y;
   });
-  assertClose(await out.toArray(), refOut.data, { atol: opts.atol ?? 1e-5, rtol: opts.rtol ?? 1e-4, msg: "forward" });
+  assertClose(await out.toArray(), refOut.data, {
+    atol: opts.atol ?? 1e-5,
+    rtol: opts.rtol ?? 1e-4,
+    msg: "forward",
+  });
   const objective = (xs: Ref[]) => {
     const o = refFn(...xs).data;
     let s = 0;

@@ -1,7 +1,17 @@
 import * as V from "../src/ops/views.ts";
 import { add, mul } from "../src/ops/arith.ts";
 import { arange, fromArray, full, ones, zeros } from "../src/ops/creation.ts";
-import { assertClose, assertShape, gpuTest, gradcheck, randRef, type Ref, Rng, size, stridesOf } from "./helpers.ts";
+import {
+  assertClose,
+  assertShape,
+  gpuTest,
+  gradcheck,
+  randRef,
+  type Ref,
+  Rng,
+  size,
+  stridesOf,
+} from "./helpers.ts";
 
 /** Float64 permute of a reference. */
 function refPermute(x: Ref, dims: number[]): Ref {
@@ -112,7 +122,9 @@ gpuTest("expand broadcasts without copying and sums gradients back", async () =>
     const out = new Float64Array(4 * 3 * 5 * 2);
     let k = 0;
     for (let a = 0; a < 4; a++) {
-      for (let b = 0; b < 3; b++) for (let c = 0; c < 5; c++) for (let d = 0; d < 2; d++) out[k++] = r.data[b * 2 + d];
+      for (let b = 0; b < 3; b++) {
+        for (let c = 0; c < 5; c++) for (let d = 0; d < 2; d++) out[k++] = r.data[b * 2 + d];
+      }
     }
     return { shape: [4, 3, 5, 2], data: out };
   }, [x]);

@@ -37,6 +37,7 @@ export class BufferPool {
   #freeBytes = 0;
   #total = 0;
 
+  /** Creates an empty pool on `device`. */
   constructor(private device: GPUDevice) {}
 
   /** Hands out a buffer of at least `bytes` bytes (contents undefined). */

@@ -27,6 +27,7 @@ let lostReason: string | null = null;
 
 /** Error thrown when no WebGPU adapter can be found, with instructions to get one. */
 export class NoAdapterError extends Error {
+  /** Creates the error with its installation hint. */
   constructor() {
     super(
       "No WebGPU adapter found. Install a GPU driver with Vulkan support; on Linux without a GPU " +
@@ -39,6 +40,7 @@ export class NoAdapterError extends Error {
 
 /** Error thrown when the device was lost (driver reset, out of memory, process shutdown). */
 export class DeviceLostError extends Error {
+  /** Creates the error; `reason` is what the driver reported. */
   constructor(reason: string) {
     super(`The WebGPU device was lost: ${reason}. Restart the process; if it repeats, lower the batch size.`);
     this.name = "DeviceLostError";

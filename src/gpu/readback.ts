@@ -20,7 +20,10 @@ import type { HostArray, Tensor } from "../tensor/tensor.ts";
 export class ReadQueue {
   #pending: Promise<void>[] = [];
 
-  /** @param maxInFlight reads allowed in flight before `push` waits for the oldest. */
+  /**
+   * Creates a queue.
+   * @param maxInFlight reads allowed in flight before `push` waits for the oldest.
+   */
   constructor(readonly maxInFlight = 4) {}
 
   /** Number of reads in flight. */

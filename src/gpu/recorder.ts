@@ -36,8 +36,10 @@ export class Recorder {
   #pendingDispatches = 0;
   #error: string | null = null;
   #stats: RecorderStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  /** Alignment of uniform offsets on this device. */
   readonly align: number;
 
+  /** Creates the recorder for `device` (use {@link recorder} instead). */
   constructor(private device: GPUDevice) {
     this.align = device.limits.minUniformBufferOffsetAlignment;
     device.addEventListener("uncapturederror", (e) => {
@@ -115,7 +117,11 @@ export class Recorder {
   upload(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
     new Uint8Array(staging.getMappedRange()).set(
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     );

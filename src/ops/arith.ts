@@ -26,7 +26,9 @@ function bind(expr: string, names: Record<string, string>): string {
 }
 
 function binary(def: BinaryDef, a: TensorLike, b: TensorLike): Tensor {
-  if (typeof a === "number" && typeof b === "number") throw new Error(`${def.name}: at least one tensor needed`);
+  if (typeof a === "number" && typeof b === "number") {
+    throw new Error(`${def.name}: at least one tensor needed`);
+  }
   const ta = typeof a === "number" ? null : a;
   const tb = typeof b === "number" ? null : b;
   const inputs: Tensor[] = [];

@@ -48,7 +48,11 @@ export function fromArray(
   if (n !== flat.length) {
     throw new Error(`fromArray: ${flat.length} values do not fill shape [${shape.join(", ")}]`);
   }
-  const host = dt === "f32" ? Float32Array.from(flat) : dt === "i32" ? Int32Array.from(flat) : Uint32Array.from(flat);
+  const host = dt === "f32"
+    ? Float32Array.from(flat)
+    : dt === "i32"
+    ? Int32Array.from(flat)
+    : Uint32Array.from(flat);
   const t = Tensor.empty(shape, dt);
   recorder().upload(t.buffer, 0, host);
   return t;

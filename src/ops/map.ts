@@ -50,7 +50,8 @@ export function mapInto(out: Tensor, expr: string, inputs: Tensor[], scalars: nu
   const rank = shape.length;
   const ins: EwInput[] = inputs.map((t) => {
     const inPlace = t.storage === out.storage;
-    const same = sameShape(t.shape, shape) && t.offset === out.offset && t.strides.every((s, d) => s === out.strides[d]);
+    const same = sameShape(t.shape, shape) && t.offset === out.offset &&
+      t.strides.every((s, d) => s === out.strides[d]);
     if (inPlace && !same) {
       throw new Error("internal: an in-place elementwise input must be the output itself");
     }

@@ -104,7 +104,12 @@ export function mean(t: Tensor, axes?: number | readonly number[], keepDim = fal
   return record("mean", [t], out, (g) => [spread(g, t.shape, ax, 1 / n)]);
 }
 
-function extremum(op: "max" | "min", t: Tensor, axes: number | readonly number[] | undefined, keepDim: boolean) {
+function extremum(
+  op: "max" | "min",
+  t: Tensor,
+  axes: number | readonly number[] | undefined,
+  keepDim: boolean,
+) {
   const ax = resolveAxes(t, axes);
   const out = reduceRaw(op, t, ax, keepDim);
   const saved = [t.alias(), out.alias()];

@@ -11,7 +11,14 @@ import { mapInto, mapN } from "./map.ts";
  * A unary op: `fwd` reads `x0`; `back` reads `x0` (the gradient) and `x1` (the saved input
  * if `save` is "in", the output if "out").
  */
-function unary(name: string, t: Tensor, fwd: string, back: string, save: "in" | "out" | "none", s: number[] = []) {
+function unary(
+  name: string,
+  t: Tensor,
+  fwd: string,
+  back: string,
+  save: "in" | "out" | "none",
+  s: number[] = [],
+) {
   if (t.dtype !== "f32") throw new Error(`${name}: needs an f32 tensor, got ${t.dtype}`);
   const out = mapN(fwd, [t], s);
   const saved = save === "in" ? [t.alias()] : save === "out" ? [out.alias()] : [];

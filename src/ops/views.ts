@@ -18,7 +18,14 @@ export function contiguous(t: Tensor): Tensor {
 }
 hooks.contiguous = contiguous;
 
-function view(t: Tensor, shape: Shape, strides: Shape, offset: number, name: string, back: (g: Tensor) => Tensor): Tensor {
+function view(
+  t: Tensor,
+  shape: Shape,
+  strides: Shape,
+  offset: number,
+  name: string,
+  back: (g: Tensor) => Tensor,
+): Tensor {
   const out = t.alias(shape, strides, offset, true);
   return record(name, [t], out, (g) => [back(g)]);
 }
@@ -39,7 +46,9 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
   if (free > 1) throw new Error("reshape: only one dimension may be -1");
   const full = shape.map((d) => (d === -1 ? (known === 0 ? 0 : t.size / known) : d));
   if (numel(full) !== t.size || full.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`reshape: cannot view [${t.shape.join(", ")}] (${t.size} elements) as [${shape.join(", ")}]`);
+    throw new Error(
+      `reshape: cannot view [${t.shape.join(", ")}] (${t.size} elements) as [${shape.join(", ")}]`,
+    );
   }
   const src = t.isContiguous ? t : contiguous(t);
   const inShape = t.shape;
@@ -62,7 +71,14 @@ export function permute(t: Tensor, dims: readonly number[]): Tensor {
   if (new Set(d).size !== d.length) throw new Error(`permute: repeated dims [${dims.join(", ")}]`);
   const inv = new Array<number>(d.length);
   d.forEach((x, i) => (inv[x] = i));
-  return view(t, d.map((x) => t.shape[x]), d.map((x) => t.strides[x]), t.offset, "permute", (g) => permute(g, inv));
+  return view(
+    t,
+    d.map((x) => t.shape[x]),
+    d.map((x) => t.strides[x]),
+    t.offset,
+    "permute",
+    (g) => permute(g, inv),
+  );
 }
 
 /** Swaps two dims (default: the last two). A view. */
@@ -109,7 +125,7 @@ export function split(t: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
     throw new Error(`split: sizes [${sizes.join(", ")}] do not add up to ${t.shape[ax]}`);
   }
   let at = 0;
-  return sizes.map((n) => slice(t, ax, at, (at += n)));
+  return sizes.map((n) => slice(t, ax, at, at += n));
 }
 
 /** Broadcasts size-1 dims (and new leading dims) to `shape` without copying; -1 keeps a dim. */
@@ -160,7 +176,9 @@ export function concat(ts: readonly Tensor[], axis = 0): Tensor {
   const ax = normAxis(axis, ts[0].ndim);
   for (const t of ts) {
     if (t.ndim !== ts[0].ndim || t.shape.some((d, i) => i !== ax && d !== ts[0].shape[i])) {
-      throw new Error(`concat: shapes ${ts.map((x) => `[${x.shape.join(", ")}]`).join(", ")} differ off axis ${ax}`);
+      throw new Error(
+        `concat: shapes ${ts.map((x) => `[${x.shape.join(", ")}]`).join(", ")} differ off axis ${ax}`,
+      );
     }
   }
   const shape = [...ts[0].shape];

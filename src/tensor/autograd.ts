@@ -25,6 +25,13 @@ export class Node {
   #refs = 1;
   #freed = false;
 
+  /**
+   * Creates a node (use {@link record} instead).
+   * @param name op name, for error messages
+   * @param inputs the op's inputs
+   * @param fn maps the output gradient to input gradients
+   * @param saved tensors kept alive for `fn`
+   */
   constructor(readonly name: string, inputs: Tensor[], readonly fn: BackwardFn, saved: Tensor[]) {
     this.parents = inputs.map((t) => {
       if (!t.requiresGrad) return null;
@@ -42,6 +49,7 @@ export class Node {
     return this.#freed;
   }
 
+  /** Adds a reference (a tensor or a child node). */
   retain(): void {
     this.#refs++;
   }
@@ -152,7 +160,9 @@ function runBackward(root: Tensor, grad?: Tensor): void {
   const prev = gradEnabled;
   gradEnabled = false;
   try {
-    const seed = grad ? hooks.contiguous!(grad).alias(root.shape, undefined, undefined, true) : onesLikeFn!(root);
+    const seed = grad
+      ? hooks.contiguous!(grad).alias(root.shape, undefined, undefined, true)
+      : onesLikeFn!(root);
     if (!root.node) {
       root.grad = keep(accumulate(root.grad ?? undefined, seed));
       return;

@@ -5,6 +5,7 @@
 
 /** Anything that can be disposed by a scope. */
 export interface Disposable {
+  /** Frees the object. */
   dispose(): void;
   /** Set when kept: scopes never dispose it. */
   kept: boolean;

@@ -33,6 +33,7 @@ export class Storage {
   readonly bytes: number;
   #refs = 1;
 
+  /** Takes a pooled buffer of at least `bytes` bytes. */
   constructor(bytes: number) {
     this.bytes = bytes;
     this.buffer = thePool().acquire(Math.max(bytes, 4));

@@ -41,7 +41,10 @@ export function contiguousStrides(shape: Shape): number[] {
 let nextId = 1;
 
 /** Hook set by the copy op: materialises a strided tensor (avoids an import cycle). */
-export const hooks: { contiguous: ((t: Tensor) => Tensor) | null; backward: ((t: Tensor, g?: Tensor) => void) | null } = {
+export const hooks: {
+  contiguous: ((t: Tensor) => Tensor) | null;
+  backward: ((t: Tensor, g?: Tensor) => void) | null;
+} = {
   contiguous: null,
   backward: null,
 };
@@ -121,11 +124,18 @@ export class Tensor {
 
   /** Throws if the tensor was disposed. */
   assertAlive(): void {
-    if (this.#disposed) throw new Error(`tensor #${this.id} [${this.shape.join(", ")}] was used after dispose()`);
+    if (this.#disposed) {
+      throw new Error(`tensor #${this.id} [${this.shape.join(", ")}] was used after dispose()`);
+    }
   }
 
   /** A new handle on the same memory and layout (internal: saved tensors, views). */
-  alias(shape: Shape = this.shape, strides: Shape = this.strides, offset = this.offset, tracked = false): Tensor {
+  alias(
+    shape: Shape = this.shape,
+    strides: Shape = this.strides,
+    offset = this.offset,
+    tracked = false,
+  ): Tensor {
     this.assertAlive();
     this.storage.retain();
     return new Tensor(this.storage, shape, this.dtype, strides, offset, tracked);
@@ -143,10 +153,12 @@ export class Tensor {
    */
   async toArray(): Promise<HostArray> {
     this.assertAlive();
-    let src: Tensor = this;
-    if (!this.isContiguous) src = hooks.contiguous!(this);
-    const bytes = await recorder().read(src.storage.buffer, src.offset * 4, this.size * 4);
-    if (src !== this) src.dispose();
+    const copy = this.isContiguous ? null : hooks.contiguous!(this);
+    const storage = copy ? copy.storage : this.storage;
+    const offset = copy ? copy.offset : this.offset;
+    const read = recorder().read(storage.buffer, offset * 4, this.size * 4);
+    copy?.dispose();
+    const bytes = await read;
     if (this.dtype === "f32") return new Float32Array(bytes);
     if (this.dtype === "i32") return new Int32Array(bytes);
     return new Uint32Array(bytes);

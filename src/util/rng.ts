@@ -7,6 +7,7 @@
 export class Rng {
   #s: number;
 
+  /** Creates a generator from any 32-bit integer seed. */
   constructor(seed = 0) {
     this.#s = seed >>> 0;
   }
