@@ -1,0 +1,362 @@
+/**
+ * The Continuous Thought Machine (reference `models/ctm.py`): neurons with private temporal
+ * models over a FIFO of their pre-activations, synchronisation between neuron pairs as the
+ * latent representation, cross-attention driven by the action synchronisation, and a prediction
+ * with its certainty at every internal tick. Parameter names match the reference state dict.
+ */
+import { mapInto } from "../ops/map.ts";
+import { concat, expand, flatten, permute, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
+import { add, mul } from "../ops/arith.ts";
+import { exp, neg } from "../ops/unary.ts";
+import { fromArray } from "../ops/creation.ts";
+import { Sequential } from "../nn/containers.ts";
+import { Dropout, GLU, Identity, LayerNorm, Squeeze } from "../nn/layers.ts";
+import { Linear } from "../nn/linear.ts";
+import { Module } from "../nn/module.ts";
+import { initRng, uniformTensor } from "../nn/init.ts";
+import { MultiheadAttention, type ProjectedKV } from "../nn/attention.ts";
+import { SuperLinear } from "../nn/superlinear.ts";
+import { SynapseUNET } from "../nn/synapse_unet.ts";
+import { noGrad } from "../tensor/autograd.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Rng } from "../util/rng.ts";
+import { backboneWidth, makeBackbone, makePositionalEmbedding } from "./backbones.ts";
+import { computeCertainty } from "./certainty.ts";
+import {
+  NEURON_SELECT_TYPES,
+  type NeuronSelectType,
+  type PairIndices,
+  pairIndices,
+  selectNeurons,
+  type SyncState,
+  syncSize,
+  syncStep,
+} from "./synchronisation.ts";
+
+/** Constructor arguments of the CTM (the reference's, in camelCase). */
+export interface CtmOptions {
+  /** T, internal ticks. */
+  iterations: number;
+  /** D, number of neurons. */
+  dModel: number;
+  /** Attention width. */
+  dInput: number;
+  /** Attention heads (> 0 for the base model). */
+  heads: number;
+  /** Neurons in the output synchronisation. */
+  nSynchOut: number;
+  /** Neurons in the action synchronisation. */
+  nSynchAction: number;
+  /** 1: Linear+GLU+LayerNorm synapse; > 1: U-Net synapse. */
+  synapseDepth: number;
+  /** M, history length of each neuron-level model. */
+  memoryLength: number;
+  /** Two-layer (true) or one-layer neuron-level models. */
+  deepNlms: boolean;
+  /** H, hidden width of deep neuron-level models. */
+  memoryHiddenDims: number;
+  /** LayerNorm the history inside the neuron-level models (unused in the paper). */
+  doLayernormNlm?: boolean;
+  /** Backbone name (`parity_backbone`, `none`, …). */
+  backboneType: string;
+  /** Positional embedding name (`custom-rotational-1d`, `none`, …). */
+  positionalEmbeddingType: string;
+  /** Output width. */
+  outDims: number;
+  /** Shape of one prediction for the certainty (default `[-1]`). */
+  predictionReshaper?: number[];
+  /** Dropout in synapses and attention (default 0). */
+  dropout?: number;
+  /** Dropout in the neuron-level models (default: `dropout`). */
+  dropoutNlm?: number | null;
+  /** Pair selection (default `random-pairing`). */
+  neuronSelectType?: NeuronSelectType;
+  /** Self-pairs for random-pairing (default 0). */
+  nRandomPairingSelf?: number;
+  /** Generator for initial values and neuron selection. */
+  rng?: Rng;
+}
+
+/** What the CTM records per tick with `track: true` (all detached, tick-major). */
+export interface CtmTracking {
+  /** Output synchronisation `[T, B, S_out]`. */
+  syncOut: Tensor;
+  /** Action synchronisation `[T, B, S_act]`. */
+  syncAction: Tensor;
+  /** Pre-activations `[T, B, D]`. */
+  preActivations: Tensor;
+  /** Post-activations `[T, B, D]`. */
+  postActivations: Tensor;
+  /** Attention weights `[T, B, heads, 1, L]`. */
+  attention: Tensor;
+}
+
+/** Result of a CTM forward. */
+export interface CtmOutput {
+  /** Logits per tick `[B, outDims, T]`. */
+  predictions: Tensor;
+  /** `[B, 2, T]`: normalised entropy and certainty per tick. */
+  certainties: Tensor;
+  /** Output synchronisation after the last tick `[B, S_out]`. */
+  syncOut: Tensor;
+  /** Per-tick internals (with `track: true`). */
+  tracking?: CtmTracking;
+}
+
+/** Checks the reference's `verify_args` rules, with clear messages. */
+export function verifyCtmOptions(o: CtmOptions): void {
+  const sel = o.neuronSelectType ?? "random-pairing";
+  if (!NEURON_SELECT_TYPES.includes(sel)) {
+    throw new Error(`invalid neuron_select_type '${sel}'; valid: ${NEURON_SELECT_TYPES.join(", ")}`);
+  }
+  if (sel === "first-last" && o.dModel < o.nSynchOut + o.nSynchAction) {
+    throw new Error(
+      `first-last needs d_model (${o.dModel}) >= n_synch_out + n_synch_action (${o.nSynchOut + o.nSynchAction})`,
+    );
+  }
+  if (o.backboneType === "none" && o.positionalEmbeddingType !== "none") {
+    throw new Error("backbone_type 'none' requires positional_embedding_type 'none'");
+  }
+  for (const k of ["iterations", "dModel", "dInput", "memoryLength", "outDims", "synapseDepth"] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`${k} must be a positive integer, got ${o[k]}`);
+  }
+  if (o.heads > 0 && o.dInput % o.heads !== 0) {
+    throw new Error(`d_input (${o.dInput}) must be divisible by heads (${o.heads})`);
+  }
+}
+
+/**
+ * The Continuous Thought Machine.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, Ctm, fromArray } from "./mod.ts";
+ * await initGpu();
+ * const ctm = new Ctm({
+ *   iterations: 4, dModel: 32, dInput: 8, heads: 2, nSynchOut: 4, nSynchAction: 4, synapseDepth: 1,
+ *   memoryLength: 3, deepNlms: true, memoryHiddenDims: 2, backboneType: "parity_backbone",
+ *   positionalEmbeddingType: "custom-rotational-1d", outDims: 8, predictionReshaper: [4, 2],
+ * });
+ * const { predictions, certainties } = ctm.forward(fromArray([[1, -1, -1, 1]]));
+ * // predictions [1, 8, 4], certainties [1, 2, 4]
+ * ```
+ */
+export class Ctm extends Module {
+  /** The options the model was built with (defaults filled in). */
+  readonly options: Required<Omit<CtmOptions, "rng" | "dropoutNlm">> & { dropoutNlm: number };
+  /** Size of the output synchronisation. */
+  readonly syncOutSize: number;
+  /** Size of the action synchronisation. */
+  readonly syncActionSize: number;
+  readonly #backbone: Module;
+  readonly #posEmb: Module | null;
+  readonly #kvProj: Sequential;
+  readonly #qProj: Linear;
+  readonly #attention: MultiheadAttention;
+  readonly #synapses: Module;
+  readonly #traceProcessor: Sequential;
+  readonly #outputProjector: Sequential;
+
+  /** Builds every submodule and draws the neuron selection. */
+  constructor(opts: CtmOptions) {
+    super();
+    verifyCtmOptions(opts);
+    const o = this.options = {
+      doLayernormNlm: false,
+      predictionReshaper: [-1],
+      dropout: 0,
+      neuronSelectType: "random-pairing" as NeuronSelectType,
+      nRandomPairingSelf: 0,
+      ...opts,
+      dropoutNlm: opts.dropoutNlm ?? opts.dropout ?? 0,
+    } as Ctm["options"];
+    const rng = opts.rng ?? initRng();
+    const D = o.dModel, M = o.memoryLength;
+    const dBackbone = backboneWidth(o.backboneType, o.dInput);
+    this.registerModule("initial_rgb", new Identity());
+    this.#backbone = this.registerModule("backbone", makeBackbone(o.backboneType, o.dInput));
+    const pe = makePositionalEmbedding(o.positionalEmbeddingType, dBackbone);
+    this.#posEmb = pe ? this.registerModule("positional_embedding", pe) : null;
+    if (o.heads <= 0) throw new Error("the base CTM needs heads > 0 (attention over the backbone features)");
+    this.#kvProj = this.registerModule(
+      "kv_proj",
+      new Sequential(new Linear(o.dInput, { inFeatures: dBackbone ?? undefined, rng }), new LayerNorm(o.dInput)),
+    );
+    const sel = o.neuronSelectType;
+    this.syncOutSize = syncSize(sel, o.nSynchOut);
+    this.syncActionSize = syncSize(sel, o.nSynchAction);
+    this.#qProj = this.registerModule("q_proj", new Linear(o.dInput, { inFeatures: this.syncActionSize, rng }));
+    this.#attention = this.registerModule("attention", new MultiheadAttention(o.dInput, o.heads, { dropout: o.dropout, rng }));
+    this.#synapses = this.registerModule(
+      "synapses",
+      o.synapseDepth === 1
+        ? new Sequential(
+          new Dropout(o.dropout),
+          new Linear(2 * D, { inFeatures: o.dInput + D, rng }),
+          new GLU(-1),
+          new LayerNorm(D),
+        )
+        : new SynapseUNET(D, o.synapseDepth, { inFeatures: o.dInput + D, dropout: o.dropout }),
+    );
+    const H = o.memoryHiddenDims;
+    const nlm = { doNorm: o.doLayernormNlm, dropout: o.dropoutNlm, rng };
+    this.#traceProcessor = this.registerModule(
+      "trace_processor",
+      new Sequential(
+        o.deepNlms
+          ? new Sequential(
+            new SuperLinear(M, 2 * H, D, nlm),
+            new GLU(-1),
+            new SuperLinear(H, 2, D, nlm),
+            new GLU(-1),
+            new Squeeze(-1),
+          )
+          : new Sequential(new SuperLinear(M, 2, D, nlm), new GLU(-1), new Squeeze(-1)),
+      ),
+    );
+    this.registerParameter("start_activated_state", uniformTensor([D], -Math.sqrt(1 / D), Math.sqrt(1 / D), rng));
+    const bt = Math.sqrt(1 / (D + M));
+    this.registerParameter("start_trace", uniformTensor([D, M], -bt, bt, rng));
+    for (const kind of ["out", "action"] as const) {
+      const n = kind === "out" ? o.nSynchOut : o.nSynchAction;
+      const { left, right } = selectNeurons(sel, D, n, kind, rng, o.nRandomPairingSelf);
+      this.registerBuffer(`${kind}_neuron_indices_left`, fromArray(left));
+      this.registerBuffer(`${kind}_neuron_indices_right`, fromArray(right));
+    }
+    this.registerParameter("decay_params_out", fromArray(new Float32Array(this.syncOutSize)));
+    if (this.syncActionSize !== 0) {
+      this.registerParameter("decay_params_action", fromArray(new Float32Array(this.syncActionSize)));
+    }
+    this.#outputProjector = this.registerModule(
+      "output_projector",
+      new Sequential(new Linear(o.outDims, { inFeatures: this.syncOutSize, rng })),
+    );
+  }
+
+  #pairs(kind: "out" | "action"): PairIndices {
+    return pairIndices(
+      this.options.neuronSelectType,
+      this.getBuffer(`${kind}_neuron_indices_left`),
+      this.getBuffer(`${kind}_neuron_indices_right`),
+    );
+  }
+
+  /** Decay rates `r = exp(−θ)` after clamping θ to [0, 15] in place (outside autograd). */
+  #decay(name: string): Tensor {
+    const p = this.getParameter(name);
+    noGrad(() => mapInto(p, "clamp(x0, 0.0, 15.0)", [p]));
+    const n = neg(p);
+    const r = exp(n);
+    n.dispose();
+    return r;
+  }
+
+  /** Backbone features → key/value tokens `[B, L, d_input]` (computed once per forward). */
+  #featurise(x: Tensor): Tensor {
+    const f = this.#backbone.forward(x) as Tensor;
+    let fp = f;
+    if (this.#posEmb) {
+      const pe = this.#posEmb.forward(f) as Tensor;
+      fp = add(f, pe);
+      pe.dispose();
+    }
+    const flat = flatten(fp, 2);
+    const tokens = permute(flat, [0, 2, 1]);
+    const kv = this.#kvProj.forward(tokens);
+    for (const t of new Set([f, fp, flat, tokens])) if (t !== x) t.dispose();
+    return kv;
+  }
+
+  /** Runs all ticks on input `x` (for parity: `[B, L]` of ±1). */
+  override forward(x: Tensor, opts: { track?: boolean } = {}): CtmOutput {
+    const o = this.options;
+    const B = x.shape[0];
+    const D = o.dModel, M = o.memoryLength;
+    const kv = this.#featurise(x);
+    const kvp: ProjectedKV = this.#attention.projectKV(kv, kv);
+    kv.dispose();
+    const pairsOut = this.#pairs("out"), pairsAct = this.#pairs("action");
+    const rOut = this.#decay("decay_params_out");
+    const rAct = this.#decay("decay_params_action");
+    let trace = expand(this.getParameter("start_trace"), [B, D, M]);
+    let z = expand(this.getParameter("start_activated_state"), [B, D]);
+    const seed = syncStep(z, pairsOut, null, null);
+    seed.sync.dispose();
+    let out: SyncState = seed.state;
+    let act: SyncState | null = null;
+    const preds: Tensor[] = [], certs: Tensor[] = [];
+    const track = opts.track ? { so: [] as Tensor[], sa: [] as Tensor[], pre: [] as Tensor[], post: [] as Tensor[], att: [] as Tensor[] } : null;
+    let syncOut: Tensor | null = null;
+    for (let t = 0; t < o.iterations; t++) {
+      const a = syncStep(z, pairsAct, rAct, act);
+      if (act) this.#free(act);
+      act = a.state;
+      const qIn = unsqueeze(a.sync, 1);
+      const q = this.#qProj.forward(qIn);
+      qIn.dispose();
+      const { out: attnOut, weights } = this.#attention.attend(q, kvp);
+      q.dispose();
+      const attn = reshape(attnOut, [B, o.dInput]);
+      const pre = concat([attn, z], -1);
+      const newPre = this.#synapses.forward(pre) as Tensor;
+      const shifted = slice(trace, 2, 1);
+      const col = unsqueeze(newPre, -1);
+      const nextTrace = concat([shifted, col], -1);
+      col.dispose();
+      trace.dispose();
+      trace = nextTrace;
+      const nz = this.#traceProcessor.forward(trace);
+      z.dispose();
+      z = nz;
+      const so = syncStep(z, pairsOut, rOut, out);
+      this.#free(out);
+      out = so.state;
+      const pred = this.#outputProjector.forward(so.sync);
+      preds.push(pred);
+      certs.push(computeCertainty(pred, o.predictionReshaper));
+      if (track) {
+        noGrad(() => {
+          track.sa.push(mul(a.sync, 1));
+          track.so.push(mul(so.sync, 1));
+          track.pre.push(mul(newPre, 1));
+          track.post.push(mul(z, 1));
+          track.att.push(unsqueeze(mul(weights, 1), 0));
+        });
+      }
+      syncOut?.dispose();
+      syncOut = so.sync;
+      for (const tmp of [a.sync, attnOut, weights, attn, pre, newPre, shifted]) tmp.dispose();
+    }
+    const predictions = stack(preds, -1);
+    const certainties = stack(certs, -1);
+    for (const t of [...preds, ...certs, trace, z, rOut, rAct, kvp.k, kvp.v]) t.dispose();
+    for (const p of [pairsOut, pairsAct]) [p.left, p.right].forEach((t) => t.dispose());
+    this.#free(out);
+    if (act) this.#free(act);
+    const result: CtmOutput = { predictions, certainties, syncOut: syncOut! };
+    if (track) {
+      const st = (ts: Tensor[]) => {
+        const s = noGrad(() => stack(ts, 0));
+        ts.forEach((t) => t.dispose());
+        return s;
+      };
+      result.tracking = {
+        syncOut: st(track.so),
+        syncAction: st(track.sa),
+        preActivations: st(track.pre),
+        postActivations: st(track.post),
+        attention: noGrad(() => {
+          const c = concat(track.att, 0);
+          track.att.forEach((t) => t.dispose());
+          return c;
+        }),
+      };
+    }
+    return result;
+  }
+
+  #free(s: SyncState): void {
+    s.alpha.dispose();
+    s.beta.dispose();
+  }
+}
