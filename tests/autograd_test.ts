@@ -122,3 +122,15 @@ gpuTest("memory stays flat over many training steps", async () => {
   w.dispose();
   x.dispose();
 });
+
+gpuTest("contiguous() of a contiguous tensor still passes gradients", async () => {
+  const { contiguous } = await import("../src/ops/views.ts");
+  const x = keep(fromArray([1, 2, 3]).requireGrad());
+  tidy(() => {
+    const c = contiguous(x);
+    if (!c.requiresGrad) throw new Error("contiguous dropped requiresGrad");
+    sum(mul(c, 2)).backward();
+  });
+  assertClose(await x.grad!.toArray(), [2, 2, 2]);
+  x.dispose();
+});
