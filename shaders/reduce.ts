@@ -32,8 +32,11 @@ function init(op: ReduceOp): string {
   return "3.4028234e38";
 }
 
-/** Kernel spec for one reduction kind and mode. Params: O1, R, O2, off. */
-export function reduceSpec(op: ReduceOp, mode: "thread" | "group"): KernelSpec {
+/**
+ * Kernel spec for one reduction kind and mode. Params: O1, R, O2, off. `wg` (a power of two) is
+ * the group-mode workgroup size; thread mode always uses {@link RED_WG}.
+ */
+export function reduceSpec(op: ReduceOp, mode: "thread" | "group", wg = RED_WG): KernelSpec {
   const isArg = op.startsWith("arg");
   const outType = isArg ? "i32" : "f32";
   const result = isArg ? "i32(idx)" : "acc";
@@ -63,21 +66,21 @@ export function reduceSpec(op: ReduceOp, mode: "thread" | "group"): KernelSpec {
   return {
     params,
     bindings,
-    workgroup: [RED_WG],
-    prelude: `var<workgroup> sv: array<f32, ${RED_WG}>;\nvar<workgroup> si: array<u32, ${RED_WG}>;`,
+    workgroup: [wg],
+    prelude: `var<workgroup> sv: array<f32, ${wg}>;\nvar<workgroup> si: array<u32, ${wg}>;`,
     body: `
   let o = wid.x + wid.y * nwg.x;
   let base = P.off + (o / P.O2) * P.R * P.O2 + o % P.O2;
   var acc = ${init(op)};
   var idx = 0xffffffffu;
-  for (var r = lid.x; r < P.R; r += ${RED_WG}u) {
+  for (var r = lid.x; r < P.R; r += ${wg}u) {
     let v = X[base + r * P.O2];
     ${combine(op, "acc", "idx", "v", "r")}
   }
   sv[lid.x] = acc;
   si[lid.x] = idx;
   workgroupBarrier();
-  for (var s = ${RED_WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
     if (lid.x < s) {
       var a = sv[lid.x];
       var ai = si[lid.x];

@@ -61,9 +61,13 @@ function reduceKernel(op: ReduceOp, t: Tensor, axes: number[], keepDim: boolean)
   }
   const nOut = O1 * O2;
   const mode = nOut < 2048 && R >= 256 ? "group" : "thread";
-  const key = op + mode;
+  // Lavapipe silently leaves loops after 65535 iterations per invocation: widen the workgroup so
+  // each thread's share of a long reduction stays well under that.
+  let wg = RED_WG;
+  while (mode === "group" && R / wg > 32768 && wg < 1024) wg *= 2;
+  const key = op + mode + wg;
   let spec = specs.get(key);
-  if (!spec) specs.set(key, spec = reduceSpec(op, mode));
+  if (!spec) specs.set(key, spec = reduceSpec(op, mode, wg));
   const groups = mode === "group" ? nOut : Math.ceil(nOut / RED_WG);
   launch(spec, [x.buffer, out.buffer], [O1, R, O2, x.offset], grid1d(groups));
   x.dispose();
