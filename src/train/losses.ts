@@ -1,0 +1,105 @@
+/**
+ * The CTM losses of the reference (`utils/losses.py`): a per-tick loss `ℓ[b, t]` is reduced by
+ * averaging the loss at each sample's minimum-loss tick and at its most certain tick (or the last
+ * tick). Also the matching accuracy metrics, all computed on the GPU.
+ */
+import { add, eq, mul } from "../ops/arith.ts";
+import { full } from "../ops/creation.ts";
+import { gather } from "../ops/indexing.ts";
+import { crossEntropy } from "../ops/loss.ts";
+import { argmax, argmin, mean, min } from "../ops/reduce.ts";
+import { expand, reshape, slice } from "../ops/views.ts";
+import { noGrad } from "../tensor/autograd.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+
+/** A CTM loss and the tick chosen per sample for accuracy. */
+export interface CtmLoss {
+  /** Scalar loss. */
+  loss: Tensor;
+  /** `[B]` (i32): most certain tick per sample (or the last tick). */
+  tickIndex: Tensor;
+}
+
+/**
+ * `½(mean_b ℓ[b, argmin_t ℓ] + mean_b ℓ[b, t*])` with `t*` the most certain tick
+ * (`certainties[:, 1]` argmax) when `useMostCertain`, else the last tick.
+ */
+export function combineTicks(perTick: Tensor, certainties: Tensor, useMostCertain = true): CtmLoss {
+  const [B, T] = perTick.shape;
+  const { tMin, tStar } = noGrad(() => {
+    const tMin = reshape(argmin(perTick, 1), [B, 1]);
+    let tStar: Tensor;
+    if (useMostCertain) {
+      const c = slice(certainties, 1, 1, 2);
+      tStar = reshape(argmax(c, 2), [B, 1]);
+    } else tStar = full([B, 1], T - 1, "i32");
+    return { tMin, tStar };
+  });
+  const lMin = gather(perTick, 1, tMin);
+  const lCert = gather(perTick, 1, tStar);
+  const s = add(mean(lMin), mean(lCert));
+  const loss = mul(s, 0.5);
+  return { loss, tickIndex: reshape(tStar, [B]) };
+}
+
+/**
+ * Image-classification loss: predictions `[B, C, T]`, certainties `[B, 2, T]`, targets `[B]` (i32).
+ */
+export function imageClassificationLoss(
+  predictions: Tensor,
+  certainties: Tensor,
+  targets: Tensor,
+  useMostCertain = true,
+): CtmLoss {
+  const [B, , T] = predictions.shape;
+  const tgt = expand(reshape(targets, [B, 1]), [B, T]);
+  const perTick = crossEntropy(predictions, tgt, { axis: 1, reduction: "none" });
+  return combineTicks(perTick, certainties, useMostCertain);
+}
+
+/**
+ * Parity loss: predictions `[B, L·2, T]`, targets `[B, L]` (i32 0/1); the per-tick loss is the
+ * cross-entropy averaged over positions.
+ */
+export function parityLoss(
+  predictions: Tensor,
+  certainties: Tensor,
+  targets: Tensor,
+  useMostCertain = true,
+): CtmLoss {
+  const [B, , T] = predictions.shape;
+  const L = targets.shape[1];
+  const p = reshape(predictions, [B, L, 2, T]);
+  const tgt = expand(reshape(targets, [B, L, 1]), [B, L, T]);
+  const ce = crossEntropy(p, tgt, { axis: 2, reduction: "none" });
+  const perTick = mean(ce, 1);
+  return combineTicks(perTick, certainties, useMostCertain);
+}
+
+/** Accuracy metrics of a parity batch (all `f32` GPU tensors, no gradient). */
+export interface ParityAccuracy {
+  /** `[T]`: per-tick accuracy over positions and samples. */
+  perTick: Tensor;
+  /** Scalar: per-position accuracy at each sample's chosen tick. */
+  atTick: Tensor;
+  /** Scalar: fraction of samples whose whole sequence is right at the chosen tick. */
+  fullSequence: Tensor;
+}
+
+/** Parity accuracies from predictions `[B, L·2, T]`, targets `[B, L]` and chosen ticks `[B]`. */
+export function parityAccuracy(predictions: Tensor, targets: Tensor, tickIndex: Tensor): ParityAccuracy {
+  return noGrad(() => {
+    const [B, , T] = predictions.shape;
+    const L = targets.shape[1];
+    const p = reshape(predictions, [B, L, 2, T]);
+    const cls = argmax(p, 2);
+    const tgt = reshape(targets, [B, L, 1]);
+    const correct = eq(cls, tgt);
+    const perTick = mean(correct, [0, 1]);
+    const idx = expand(reshape(tickIndex, [B, 1, 1]), [B, L, 1]);
+    const chosen = gather(correct, 2, idx);
+    const atTick = mean(chosen);
+    const fullSequence = mean(min(chosen, [1, 2]));
+    return { perTick, atTick, fullSequence };
+  });
+}
