@@ -1,8 +1,9 @@
 /**
  * `SuperLinear`: N independent linear maps, one per neuron — the CTM's neuron-level models.
  * Parameters follow the reference layout and names: `w1 [in, out, N]`, `b1 [1, N, out]`, a
- * learnable temperature `T [1]`, and a `layernorm` over the history (applied only with `doNorm`,
- * but always present in the state dict, as in the reference).
+ * learnable temperature `T [1]`, and, only with `doNorm`, a `layernorm` over the history (the
+ * reference builds `LayerNorm(in) if do_norm else Identity()`, so its state dict has
+ * `layernorm.{weight,bias}` only when `do_norm`).
  */
 import { div } from "../ops/arith.ts";
 import { groupedMatmul } from "../ops/matmul.ts";
@@ -47,8 +48,8 @@ export class SuperLinear extends Module {
   readonly doNorm: boolean;
   /** Input dropout probability. */
   readonly p: number;
-  /** The history LayerNorm (used only with `doNorm`). */
-  readonly layernorm: LayerNorm;
+  /** The history LayerNorm (null unless `doNorm`). */
+  readonly layernorm: LayerNorm | null;
 
   /** Creates the layer with w1 ~ U(±1/√(in+out)), b1 = 0, T = `T`. */
   constructor(inDims: number, outDims: number, N: number, opts: SuperLinearOptions = {}) {
@@ -63,7 +64,7 @@ export class SuperLinear extends Module {
     this.registerParameter("w1", uniformTensor([inDims, outDims, N], -bound, bound, rng));
     this.registerParameter("b1", constantTensor([1, N, outDims], 0));
     this.registerParameter("T", constantTensor([1], opts.T ?? 1));
-    this.layernorm = this.registerModule("layernorm", new LayerNorm(inDims));
+    this.layernorm = this.doNorm ? this.registerModule("layernorm", new LayerNorm(inDims)) : null;
   }
 
   /** Maps `[B, N, in]` to `[B, N, out]`. */
@@ -74,7 +75,7 @@ export class SuperLinear extends Module {
       );
     }
     let h = this.p > 0 ? dropout(x, this.p, this.training) : x;
-    if (this.doNorm) {
+    if (this.layernorm) {
       const n = this.layernorm.forward(h);
       if (h !== x) h.dispose();
       h = n;
@@ -86,4 +87,3 @@ export class SuperLinear extends Module {
     return out;
   }
 }
-
