@@ -134,3 +134,30 @@ gpuTest("contiguous() of a contiguous tensor still passes gradients", async () =
   assertClose(await x.grad!.toArray(), [2, 2, 2]);
   x.dispose();
 });
+
+gpuTest("multi-output ops get one gradient per output (null where none arrived)", async () => {
+  const { recordMulti } = await import("../src/tensor/autograd.ts");
+  const { mapN } = await import("../src/ops/map.ts");
+  const x = keep(fromArray([1, 2]).requireGrad());
+  const twoOuts = (t: typeof x) => {
+    const [a, b] = [mapN("x0 * 2.0", [t]), mapN("x0 * 3.0", [t])];
+    return recordMulti("double-triple", [t], [a, b], ([ga, gb]) => {
+      if (ga && gb) return [mapN("x0 * 2.0 + x1 * 3.0", [ga, gb])];
+      if (ga) return [mapN("x0 * 2.0", [ga])];
+      return [mapN("x0 * 3.0", [gb!])];
+    });
+  };
+  tidy(() => {
+    const [a, b] = twoOuts(x);
+    sum(add(mul(a, a), b)).backward(); // d/dx (4x² + 3x) = 8x + 3
+  });
+  assertClose(await x.grad!.toArray(), [11, 19]);
+  x.grad!.dispose();
+  x.grad = null;
+  tidy(() => {
+    const [, b] = twoOuts(x);
+    sum(b).backward();
+  });
+  assertClose(await x.grad!.toArray(), [3, 3]);
+  x.dispose();
+});

@@ -33,6 +33,8 @@ export interface KernelSpec {
   body: string;
   /** Module-scope WGSL placed before `main` (helpers, `var<workgroup>`). */
   prelude?: string;
+  /** Short name for profiles (default: the last line of the body). */
+  name?: string;
 }
 
 /** Assembles the WGSL of a kernel spec. */
@@ -140,6 +142,24 @@ export function launch(
   }
   const [x, y = 1, z = 1] = grid;
   rec.dispatch(c.pipeline, bg, [u.offset], x, y, z);
+  if (profile) {
+    const name = spec.name ?? spec.body.trim().split("\n").slice(-1)[0].trim().slice(0, 60);
+    profile.set(name, (profile.get(name) ?? 0) + 1);
+  }
+}
+
+let profile: Map<string, number> | null = null;
+
+/** Starts counting dispatches per kernel (by spec name, or the last line of its body). */
+export function startKernelProfile(): void {
+  profile = new Map();
+}
+
+/** Stops counting and returns dispatch counts per kernel, most frequent first. */
+export function stopKernelProfile(): [string, number][] {
+  const p = [...(profile ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1]);
+  profile = null;
+  return p;
 }
 
 const codeCache = new WeakMap<KernelSpec, string>();

@@ -15,12 +15,22 @@ let nextNodeId = 1;
 /** Gradient of one op: receives the output gradient, returns one gradient (or null) per input. */
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
+/**
+ * Gradient of a multi-output op: receives one gradient per output (null where no gradient
+ * reached that output), returns one gradient (or null) per input.
+ */
+export type MultiBackwardFn = (grads: (Tensor | null)[]) => (Tensor | null)[];
+
 /** One recorded op. */
 export class Node {
   /** Creation order; a valid topological order of the graph. */
   readonly id = nextNodeId++;
   /** Parent nodes (for computed inputs) or leaf tensors (for leaves that require grad), per input. */
-  readonly parents: ({ node: Node } | { leaf: Tensor } | null)[];
+  readonly parents: ({ node: Node; index: number } | { leaf: Tensor } | null)[];
+  /** Number of outputs (1 for ordinary ops). */
+  readonly nOutputs: number;
+  /** The gradient function over all outputs. */
+  readonly multiFn: MultiBackwardFn;
   #saved: Tensor[];
   #refs = 1;
   #freed = false;
@@ -32,12 +42,24 @@ export class Node {
    * @param fn maps the output gradient to input gradients
    * @param saved tensors kept alive for `fn`
    */
-  constructor(readonly name: string, inputs: Tensor[], readonly fn: BackwardFn, saved: Tensor[]) {
+  constructor(
+    readonly name: string,
+    inputs: Tensor[],
+    fn: BackwardFn | { multi: MultiBackwardFn; outputs: number },
+    saved: Tensor[],
+  ) {
+    if (typeof fn === "function") {
+      this.nOutputs = 1;
+      this.multiFn = (gs) => fn(gs[0]!);
+    } else {
+      this.nOutputs = fn.outputs;
+      this.multiFn = fn.multi;
+    }
     this.parents = inputs.map((t) => {
       if (!t.requiresGrad) return null;
       if (t.node) {
         t.node.retain();
-        return { node: t.node };
+        return { node: t.node, index: t.outputIndex };
       }
       return { leaf: t };
     });
@@ -121,6 +143,31 @@ export function record(
   return out;
 }
 
+/**
+ * Records an op with several outputs (e.g. a fused kernel writing two tensors); `backward`
+ * receives one gradient per output (null where none arrived). Returns `outs`.
+ */
+export function recordMulti(
+  name: string,
+  inputs: Tensor[],
+  outs: Tensor[],
+  backward: MultiBackwardFn,
+  saved: Tensor[] = [],
+): Tensor[] {
+  if (!needsGrad(...inputs)) {
+    for (const s of saved) s.dispose();
+    return outs;
+  }
+  const node = new Node(name, inputs, { multi: backward, outputs: outs.length }, saved);
+  outs.forEach((o, i) => {
+    if (i > 0) node.retain();
+    o.requiresGrad = true;
+    o.node = node;
+    o.outputIndex = i;
+  });
+  return outs;
+}
+
 /** Detaches a tensor from the graph: a new handle on the same data that requires no grad. */
 export function detach(t: Tensor): Tensor {
   return t.alias(t.shape, t.strides, t.offset, true);
@@ -184,13 +231,19 @@ function runBackward(root: Tensor, grad?: Tensor): void {
       for (const p of n.parents) if (p && "node" in p) stack.push(p.node);
     }
     nodes.sort((a, b) => b.id - a.id);
-    const grads = new Map<Node, Tensor>([[root.node, seed]]);
+    const grads = new Map<Node, (Tensor | undefined)[]>();
+    const slot = (n: Node) => {
+      let s = grads.get(n);
+      if (!s) grads.set(n, s = new Array(n.nOutputs).fill(undefined));
+      return s;
+    };
+    slot(root.node)[root.outputIndex] = seed;
     for (const n of nodes) {
-      const g = grads.get(n);
-      if (!g) continue;
+      const gs = grads.get(n);
+      if (!gs || gs.every((g) => !g)) continue;
       grads.delete(n);
-      const ins = n.fn(g);
-      g.dispose();
+      const ins = n.multiFn(gs.map((g) => g ?? null));
+      for (const g of gs) g?.dispose();
       n.freeSaved();
       n.parents.forEach((p, i) => {
         const gi = ins[i];
@@ -199,7 +252,10 @@ function runBackward(root: Tensor, grad?: Tensor): void {
           gi.dispose();
           return;
         }
-        if ("node" in p) grads.set(p.node, accumulate(grads.get(p.node), gi));
+        if ("node" in p) {
+          const s = slot(p.node);
+          s[p.index] = accumulate(s[p.index], gi);
+        }
         else {
           const leaf = p.leaf;
           if (leaf.disposed) {
@@ -211,7 +267,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
         }
       });
     }
-    for (const g of grads.values()) g.dispose();
+    for (const gs of grads.values()) for (const g of gs) g?.dispose();
   } finally {
     gradEnabled = prev;
   }

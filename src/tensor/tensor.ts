@@ -69,6 +69,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The autograd node that produced this tensor (null for leaves). */
   node: Node | null = null;
+  /** Which output of `node` this tensor is (multi-output ops). */
+  outputIndex = 0;
   /** Set by `keep`: scopes never dispose it. */
   kept = false;
   #disposed = false;
