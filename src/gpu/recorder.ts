@@ -36,6 +36,7 @@ export class Recorder {
   #pendingDispatches = 0;
   #error: string | null = null;
   #stats: RecorderStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  #timing: { querySet: GPUQuerySet; labels: string[]; capacity: number } | null = null;
   /** Alignment of uniform offsets on this device. */
   readonly align: number;
 
@@ -96,12 +97,24 @@ export class Recorder {
     x: number,
     y = 1,
     z = 1,
+    label = "",
   ): void {
     if (x === 0 || y === 0 || z === 0) return;
-    const pass = this.#computePass();
+    const t = this.#timing;
+    let pass: GPUComputePassEncoder;
+    if (t && t.labels.length < t.capacity) {
+      this.#endPass();
+      const k = t.labels.length;
+      t.labels.push(label);
+      pass = this.#enc().beginComputePass({
+        timestampWrites: { querySet: t.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
+      });
+      this.#pass = pass;
+    } else pass = this.#computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup, dynamicOffsets);
     pass.dispatchWorkgroups(x, y, z);
+    if (t && this.#pass === pass && t.labels.length <= t.capacity) this.#endPass();
     this.#stats.dispatches++;
     if (++this.#pendingDispatches >= AUTO_FLUSH_DISPATCHES) this.flush();
   }
@@ -179,6 +192,48 @@ export class Recorder {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.#throwIfError();
+  }
+
+  /**
+   * Starts timing every dispatch with GPU timestamps (each in its own pass; for profiling only).
+   * Needs the `timestamp-query` feature; returns false without it.
+   */
+  startTiming(capacity = 2048): boolean {
+    if (!this.device.features.has("timestamp-query")) return false;
+    this.flush();
+    this.#timing = {
+      querySet: this.device.createQuerySet({ type: "timestamp", count: 2 * capacity }),
+      labels: [],
+      capacity,
+    };
+    return true;
+  }
+
+  /** Stops timing; resolves to total milliseconds and counts per label, slowest first. */
+  async stopTiming(): Promise<{ label: string; count: number; ms: number }[]> {
+    const t = this.#timing;
+    if (!t) return [];
+    this.#timing = null;
+    this.#endPass();
+    const n = t.labels.length;
+    if (n === 0) return [];
+    const resolve = this.device.createBuffer({
+      size: 16 * n,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.#enc().resolveQuerySet(t.querySet, 0, 2 * n, resolve, 0);
+    const bytes = await this.read(resolve, 0, 16 * n);
+    resolve.destroy();
+    t.querySet.destroy();
+    const ns = new BigUint64Array(bytes);
+    const agg = new Map<string, { label: string; count: number; ms: number }>();
+    t.labels.forEach((label, k) => {
+      const e = agg.get(label) ?? { label, count: 0, ms: 0 };
+      e.count++;
+      e.ms += Number(ns[2 * k + 1] - ns[2 * k]) / 1e6;
+      agg.set(label, e);
+    });
+    return [...agg.values()].sort((a, b) => b.ms - a.ms);
   }
 
   /** Counters since the process started. */
