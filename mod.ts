@@ -30,7 +30,16 @@ export { BufferPool, type PoolStats } from "./src/gpu/buffer_pool.ts";
 export { type DType, type HostArray, numel, type Shape, Tensor } from "./src/tensor/tensor.ts";
 export { memoryStats, Storage, trimMemory } from "./src/tensor/storage.ts";
 export { type Disposable, keep, tidy } from "./src/tensor/scope.ts";
-export { type BackwardFn, detach, isGradEnabled, Node, noGrad, record } from "./src/tensor/autograd.ts";
+export {
+  type BackwardFn,
+  detach,
+  isGradEnabled,
+  type MultiBackwardFn,
+  Node,
+  noGrad,
+  record,
+  recordMulti,
+} from "./src/tensor/autograd.ts";
 export { Rng } from "./src/util/rng.ts";
 export { mapInto, mapN } from "./src/ops/map.ts";
 export {
@@ -92,3 +101,182 @@ export {
   transpose,
   unsqueeze,
 } from "./src/ops/views.ts";
+export { logSoftmax, logsumexp, softmax } from "./src/ops/softmax.ts";
+export { layerNorm } from "./src/ops/norm.ts";
+export { crossEntropy, type LossOptions, nllLoss } from "./src/ops/loss.ts";
+export { std, variance } from "./src/ops/stats.ts";
+export {
+  checkIndexRange,
+  embedding,
+  gather,
+  indexSelect,
+  oneHot,
+  scatterAdd,
+  type ScatterMode,
+  setScatterAddMode,
+} from "./src/ops/indexing.ts";
+export {
+  bernoulli,
+  defaultGenerator,
+  dropout,
+  getRngState,
+  GpuGenerator,
+  manualSeed,
+  normal,
+  rand,
+  randint,
+  randn,
+  type RngState,
+  setRngState,
+  uniform,
+} from "./src/ops/random.ts";
+export {
+  type Activation,
+  groupedMatmul,
+  linear,
+  matmul,
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulVariant,
+} from "./src/ops/matmul.ts";
+export { type BindingSpec, type KernelSpec, launch, wgsl, type WgslType } from "./src/gpu/kernel.ts";
+
+// Modules
+export {
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  Module,
+  type TensorMapLike,
+} from "./src/nn/module.ts";
+export { Linear, type LinearOptions } from "./src/nn/linear.ts";
+export {
+  Dropout,
+  Embedding,
+  type EmbeddingOptions,
+  GLU,
+  Identity,
+  identity,
+  LayerNorm,
+  type LayerNormOptions,
+  ReLU,
+  SiLU,
+  Squeeze,
+} from "./src/nn/layers.ts";
+export { ModuleList, Sequential, type UnaryModule } from "./src/nn/containers.ts";
+export { type AttentionResult, MultiheadAttention, type ProjectedKV } from "./src/nn/attention.ts";
+export { SuperLinear, type SuperLinearOptions } from "./src/nn/superlinear.ts";
+export { SynapseUNET, unetWidths } from "./src/nn/synapse_unet.ts";
+export { constant_, normal_, seedInit, uniform_, xavierUniform_ } from "./src/nn/init.ts";
+
+// Optimisation
+export {
+  type BaseHyper,
+  type LrTarget,
+  Optimizer,
+  type OptimizerMeta,
+  type OptimizerStateDict,
+  type ParamGroup,
+  type ParamGroupInput,
+  type ParamState,
+  weightDecayGroups,
+} from "./src/optim/optimizer.ts";
+export { AdamW, type AdamWHyper } from "./src/optim/adamw.ts";
+export { SGD, type SGDHyper } from "./src/optim/sgd.ts";
+export {
+  CosineLR,
+  type CosineOptions,
+  LinearWarmupLR,
+  LRScheduler,
+  type SchedulerState,
+  WarmupCosineLR,
+  type WarmupCosineOptions,
+  WarmupMultiStepLR,
+  type WarmupMultiStepOptions,
+} from "./src/optim/schedulers.ts";
+export {
+  clipGradNorm,
+  QuantileClip,
+  type QuantileClipMeta,
+  type QuantileClipOptions,
+} from "./src/optim/clip.ts";
+
+// Weights
+export {
+  checkSafetensors,
+  decodeSafetensors,
+  encodeSafetensors,
+  type HostTensor,
+  type LoadOptions as SafetensorsLoadOptions,
+  loadSafetensors,
+  readSafetensors,
+  type SafetensorsDType,
+  type SafetensorsFile,
+  type SaveOptions as SafetensorsSaveOptions,
+  saveSafetensors,
+  uploadSafetensors,
+} from "./src/io/safetensors.ts";
+
+// Models
+export {
+  Ctm,
+  type CtmOptions,
+  type CtmOutput,
+  type CtmTracking,
+  verifyCtmOptions,
+} from "./src/models/ctm.ts";
+export { computeCertainty, normalizedEntropy } from "./src/models/certainty.ts";
+export {
+  NEURON_SELECT_TYPES,
+  type NeuronSelectType,
+  selectNeurons,
+  syncSize,
+} from "./src/models/synchronisation.ts";
+export {
+  backboneWidth,
+  CustomRotationalEmbedding1D,
+  ParityBackbone,
+  VALID_BACKBONE_TYPES,
+  VALID_POSITIONAL_EMBEDDING_TYPES,
+} from "./src/models/backbones.ts";
+
+// Training
+export {
+  combineTicks,
+  type CtmLoss,
+  imageClassificationLoss,
+  type ParityAccuracy,
+  parityAccuracy,
+  parityLoss,
+} from "./src/train/losses.ts";
+export {
+  type ClipOption,
+  type StepOutput,
+  train,
+  type TrainOptimizer,
+  type TrainOptions,
+  type TrainResult,
+  type TrainScheduler,
+} from "./src/train/loop.ts";
+export {
+  type CheckpointInfo,
+  type CheckpointScan,
+  type CheckpointTargets,
+  latestCheckpoint,
+  loadCheckpoint,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  saveCheckpoint,
+  type SaveCheckpointOptions,
+  scanCheckpoints,
+  type StatefulClip,
+  type StatefulOptimizer,
+  type StatefulScheduler,
+} from "./src/train/checkpoint.ts";
+export {
+  GpuMetrics,
+  type Histories,
+  type History,
+  type MetricValue,
+  type MetricValues,
+} from "./src/train/metrics.ts";
+export { type Metrics as ProgressMetrics, Progress, type ProgressOptions } from "./src/util/progress.ts";
