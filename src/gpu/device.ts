@@ -65,6 +65,7 @@ export function initGpu(): Promise<GpuContext> {
 }
 
 async function create(): Promise<GpuContext> {
+  quietMesa();
   if (typeof navigator === "undefined" || !navigator.gpu) throw new NoAdapterError();
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new NoAdapterError();
@@ -99,6 +100,18 @@ async function create(): Promise<GpuContext> {
     limits: device.limits,
   };
   return ctx;
+}
+
+/**
+ * Mesa's software drivers print "XDG_RUNTIME_DIR is invalid" when the variable is unset (it only
+ * matters for display sockets); point it at the temp dir when we may.
+ */
+function quietMesa(): void {
+  try {
+    if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+  } catch {
+    // no env permission: the warning is harmless
+  }
 }
 
 /** The initialised context; throws a clear error if {@link initGpu} was not awaited or the device was lost. */
