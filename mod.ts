@@ -239,6 +239,23 @@ export {
   VALID_POSITIONAL_EMBEDDING_TYPES,
 } from "./src/models/backbones.ts";
 
+export {
+  LstmBaseline,
+  type LstmBaselineOptions,
+  type LstmOutput,
+  type LstmTracking,
+  verifyLstmBaselineOptions,
+} from "./src/models/lstm.ts";
+export {
+  LSTM,
+  lstmCell,
+  lstmCellUpdate,
+  type LstmLayerWeights,
+  type LstmOptions,
+  type LstmResult,
+  type LstmState,
+} from "./src/nn/lstm.ts";
+
 // Training
 export {
   combineTicks,

@@ -51,7 +51,9 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
   }
   const src = t.isContiguous ? t : contiguous(t);
   const inShape = t.shape;
-  return view(src, full, contiguousStrides(full), src.offset, "reshape", (g) => reshape(g, inShape));
+  const out = view(src, full, contiguousStrides(full), src.offset, "reshape", (g) => reshape(g, inShape));
+  if (src !== t) src.dispose();
+  return out;
 }
 
 /** Merges dims `start…end` into one. */
@@ -192,7 +194,12 @@ export function concat(ts: readonly Tensor[], axis = 0): Tensor {
     at += t.shape[ax];
     sizes.push(t.shape[ax]);
   }
-  return record("concat", [...ts], out, (g) => split(g, sizes, ax).map((p) => contiguous(p)));
+  return record("concat", [...ts], out, (g) =>
+    split(g, sizes, ax).map((p) => {
+      const c = contiguous(p);
+      p.dispose();
+      return c;
+    }));
 }
 
 /** Joins tensors along a new axis. */
@@ -202,5 +209,8 @@ export function stack(ts: readonly Tensor[], axis = 0): Tensor {
   for (const t of ts) {
     if (!sameShape(t.shape, ts[0].shape)) throw new Error("stack: all tensors must have the same shape");
   }
-  return concat(ts.map((t) => unsqueeze(t, ax)), ax);
+  const u = ts.map((t) => unsqueeze(t, ax));
+  const r = concat(u, ax);
+  u.forEach((t) => t.dispose());
+  return r;
 }
