@@ -126,6 +126,12 @@ export class Recorder {
     this.#enc().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
   }
 
+  /** Records a buffer-to-texture copy, ordered with the recorded kernels. */
+  copyToTexture(src: GPUTexelCopyBufferInfo, dst: GPUTexelCopyTextureInfo, size: GPUExtent3D): void {
+    this.#endPass();
+    this.#enc().copyBufferToTexture(src, dst, size);
+  }
+
   /** Records an upload of host data into `dst` at `dstOffset`, ordered with the recorded kernels. */
   upload(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
     const size = Math.ceil(data.byteLength / 4) * 4;
