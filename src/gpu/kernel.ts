@@ -141,7 +141,8 @@ export function launch(
     bindGroups.set(key, bg);
   }
   const [x, y = 1, z = 1] = grid;
-  const name = spec.name ?? spec.body.trim().split("\n").filter((l) => l.trim() !== "}").slice(-1)[0]?.trim().slice(0, 60) ?? "";
+  const name = spec.name ??
+    spec.body.trim().split("\n").filter((l) => l.trim() !== "}").slice(-1)[0]?.trim().slice(0, 60) ?? "";
   rec.dispatch(c.pipeline, bg, [u.offset], x, y, z, name);
   if (profile) profile.set(name, (profile.get(name) ?? 0) + 1);
 }

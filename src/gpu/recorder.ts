@@ -107,7 +107,11 @@ export class Recorder {
       const k = t.labels.length;
       t.labels.push(label);
       pass = this.#enc().beginComputePass({
-        timestampWrites: { querySet: t.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 },
+        timestampWrites: {
+          querySet: t.querySet,
+          beginningOfPassWriteIndex: 2 * k,
+          endOfPassWriteIndex: 2 * k + 1,
+        },
       });
       this.#pass = pass;
     } else pass = this.#computePass();

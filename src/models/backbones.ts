@@ -110,7 +110,9 @@ export function makePositionalEmbedding(type: string, dBackbone: number | null):
   if (type === "none") return null;
   if (!VALID_POSITIONAL_EMBEDDING_TYPES.includes(type)) {
     throw new Error(
-      `unknown positional_embedding_type '${type}'; valid: none, ${VALID_POSITIONAL_EMBEDDING_TYPES.join(", ")}`,
+      `unknown positional_embedding_type '${type}'; valid: none, ${
+        VALID_POSITIONAL_EMBEDDING_TYPES.join(", ")
+      }`,
     );
   }
   if (dBackbone === null) throw new Error("backbone_type 'none' requires positional_embedding_type 'none'");

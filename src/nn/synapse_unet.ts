@@ -14,7 +14,10 @@ import { Module } from "./module.ts";
 /** Level widths: `int(linspace(outDims, minWidth, depth))`, truncated per element as NumPy does. */
 export function unetWidths(outDims: number, depth: number, minWidth = 16): number[] {
   if (depth < 2) return [outDims];
-  return Array.from({ length: depth }, (_, i) => Math.trunc(outDims + (minWidth - outDims) * i / (depth - 1)));
+  return Array.from(
+    { length: depth },
+    (_, i) => Math.trunc(outDims + (minWidth - outDims) * i / (depth - 1)),
+  );
 }
 
 /** U-Net synapse from `inFeatures` to `outDims`. */
@@ -27,7 +30,11 @@ export class SynapseUNET extends Module {
   readonly #skips: ModuleList<LayerNorm>;
 
   /** Builds the levels; `inFeatures` is the width of the synapse input (attention out + D). */
-  constructor(outDims: number, depth: number, opts: { inFeatures?: number; minWidth?: number; dropout?: number } = {}) {
+  constructor(
+    outDims: number,
+    depth: number,
+    opts: { inFeatures?: number; minWidth?: number; dropout?: number } = {},
+  ) {
     super();
     const w = this.widths = unetWidths(outDims, depth, opts.minWidth ?? 16);
     const p = opts.dropout ?? 0;
@@ -37,9 +44,18 @@ export class SynapseUNET extends Module {
     );
     const level = (a: number, b: number) =>
       new Sequential(new Dropout(p), new Linear(b, { inFeatures: a }), new LayerNorm(b), new SiLU());
-    this.#down = this.registerModule("down_projections", new ModuleList(w.slice(0, -1).map((a, i) => level(a, w[i + 1]))));
-    this.#up = this.registerModule("up_projections", new ModuleList(w.slice(0, -1).map((a, i) => level(w[i + 1], a))));
-    this.#skips = this.registerModule("skip_lns", new ModuleList(w.slice(0, -1).map((a) => new LayerNorm(a))));
+    this.#down = this.registerModule(
+      "down_projections",
+      new ModuleList(w.slice(0, -1).map((a, i) => level(a, w[i + 1]))),
+    );
+    this.#up = this.registerModule(
+      "up_projections",
+      new ModuleList(w.slice(0, -1).map((a, i) => level(w[i + 1], a))),
+    );
+    this.#skips = this.registerModule(
+      "skip_lns",
+      new ModuleList(w.slice(0, -1).map((a) => new LayerNorm(a))),
+    );
   }
 
   /** Maps `[B, in]` to `[B, outDims]`. */

@@ -12,7 +12,9 @@ import { zeros } from "./creation.ts";
 /** A row-major copy of `t`, or a new handle on `t` when it already is one. */
 export function contiguous(t: Tensor): Tensor {
   t.assertAlive();
-  const out = t.isContiguous ? t.alias(t.shape, contiguousStrides(t.shape), t.offset, true) : mapN("x0", [t], [], t.dtype);
+  const out = t.isContiguous
+    ? t.alias(t.shape, contiguousStrides(t.shape), t.offset, true)
+    : mapN("x0", [t], [], t.dtype);
   return record("contiguous", [t], out, (g) => [g.alias(g.shape, g.strides, g.offset, true)]);
 }
 hooks.contiguous = contiguous;

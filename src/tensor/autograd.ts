@@ -255,8 +255,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
         if ("node" in p) {
           const s = slot(p.node);
           s[p.index] = accumulate(s[p.index], gi);
-        }
-        else {
+        } else {
           const leaf = p.leaf;
           if (leaf.disposed) {
             gi.dispose();

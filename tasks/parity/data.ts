@@ -50,7 +50,16 @@ export function parityBatch(rng: Rng, batch: number, length: number): ParityBatc
 }
 
 /** The batch of training step `step` for run seed `seed` (independent of what came before). */
-export function parityBatchAt(seed: number, step: number, batch: number, length: number, stream = 0): ParityBatch {
-  const rng = new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77) ^ Math.imul(stream + 1, 0xc2b2ae3d)) >>> 0);
+export function parityBatchAt(
+  seed: number,
+  step: number,
+  batch: number,
+  length: number,
+  stream = 0,
+): ParityBatch {
+  const rng = new Rng(
+    (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77) ^
+      Math.imul(stream + 1, 0xc2b2ae3d)) >>> 0,
+  );
   return parityBatch(rng, batch, length);
 }
