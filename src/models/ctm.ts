@@ -5,7 +5,19 @@
  * with its certainty at every internal tick. Parameter names match the reference state dict.
  */
 import { mapInto } from "../ops/map.ts";
-import { concat, expand, flatten, permute, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
+import {
+  concat,
+  contiguous,
+  expand,
+  flatten,
+  permute,
+  reshape,
+  slice,
+  stack,
+  unsqueeze,
+} from "../ops/views.ts";
+import { linear, matmul } from "../ops/matmul.ts";
+import { type CtmDims, fusedCertainty, fusedCtmRecurrence, fusedCtmSupported } from "../ops/fused_ctm.ts";
 import { add, mul } from "../ops/arith.ts";
 import { exp, neg } from "../ops/unary.ts";
 import { fromArray } from "../ops/creation.ts";
@@ -28,8 +40,8 @@ import {
   type PairIndices,
   pairIndices,
   selectNeurons,
-  type SyncState,
   syncSize,
+  type SyncState,
   syncStep,
 } from "./synchronisation.ts";
 
@@ -111,7 +123,9 @@ export function verifyCtmOptions(o: CtmOptions): void {
   }
   if (sel === "first-last" && o.dModel < o.nSynchOut + o.nSynchAction) {
     throw new Error(
-      `first-last needs d_model (${o.dModel}) >= n_synch_out + n_synch_action (${o.nSynchOut + o.nSynchAction})`,
+      `first-last needs d_model (${o.dModel}) >= n_synch_out + n_synch_action (${
+        o.nSynchOut + o.nSynchAction
+      })`,
     );
   }
   if (o.backboneType === "none" && o.positionalEmbeddingType !== "none") {
@@ -156,6 +170,11 @@ export class Ctm extends Module {
   readonly #synapses: Module;
   readonly #traceProcessor: Sequential;
   readonly #outputProjector: Sequential;
+  /**
+   * Run the recurrence as the fused op (`src/ops/fused_ctm.ts`) when the configuration allows it
+   * (default true); false forces the op-by-op path.
+   */
+  fused = true;
 
   /** Builds every submodule and draws the neuron selection. */
   constructor(opts: CtmOptions) {
@@ -180,13 +199,22 @@ export class Ctm extends Module {
     if (o.heads <= 0) throw new Error("the base CTM needs heads > 0 (attention over the backbone features)");
     this.#kvProj = this.registerModule(
       "kv_proj",
-      new Sequential(new Linear(o.dInput, { inFeatures: dBackbone ?? undefined, rng }), new LayerNorm(o.dInput)),
+      new Sequential(
+        new Linear(o.dInput, { inFeatures: dBackbone ?? undefined, rng }),
+        new LayerNorm(o.dInput),
+      ),
     );
     const sel = o.neuronSelectType;
     this.syncOutSize = syncSize(sel, o.nSynchOut);
     this.syncActionSize = syncSize(sel, o.nSynchAction);
-    this.#qProj = this.registerModule("q_proj", new Linear(o.dInput, { inFeatures: this.syncActionSize, rng }));
-    this.#attention = this.registerModule("attention", new MultiheadAttention(o.dInput, o.heads, { dropout: o.dropout, rng }));
+    this.#qProj = this.registerModule(
+      "q_proj",
+      new Linear(o.dInput, { inFeatures: this.syncActionSize, rng }),
+    );
+    this.#attention = this.registerModule(
+      "attention",
+      new MultiheadAttention(o.dInput, o.heads, { dropout: o.dropout, rng }),
+    );
     this.#synapses = this.registerModule(
       "synapses",
       o.synapseDepth === 1
@@ -214,7 +242,10 @@ export class Ctm extends Module {
           : new Sequential(new SuperLinear(M, 2, D, nlm), new GLU(-1), new Squeeze(-1)),
       ),
     );
-    this.registerParameter("start_activated_state", uniformTensor([D], -Math.sqrt(1 / D), Math.sqrt(1 / D), rng));
+    this.registerParameter(
+      "start_activated_state",
+      uniformTensor([D], -Math.sqrt(1 / D), Math.sqrt(1 / D), rng),
+    );
     const bt = Math.sqrt(1 / (D + M));
     this.registerParameter("start_trace", uniformTensor([D, M], -bt, bt, rng));
     for (const kind of ["out", "action"] as const) {
@@ -273,6 +304,8 @@ export class Ctm extends Module {
     const B = x.shape[0];
     const D = o.dModel, M = o.memoryLength;
     const kv = this.#featurise(x);
+    const dims = this.#fusedDims(B, kv.shape[1]);
+    if (dims) return this.#forwardFused(kv, dims, !!opts.track);
     const kvp: ProjectedKV = this.#attention.projectKV(kv, kv);
     kv.dispose();
     const pairsOut = this.#pairs("out"), pairsAct = this.#pairs("action");
@@ -285,7 +318,15 @@ export class Ctm extends Module {
     let out: SyncState = seed.state;
     let act: SyncState | null = null;
     const preds: Tensor[] = [], certs: Tensor[] = [];
-    const track = opts.track ? { so: [] as Tensor[], sa: [] as Tensor[], pre: [] as Tensor[], post: [] as Tensor[], att: [] as Tensor[] } : null;
+    const track = opts.track
+      ? {
+        so: [] as Tensor[],
+        sa: [] as Tensor[],
+        pre: [] as Tensor[],
+        post: [] as Tensor[],
+        att: [] as Tensor[],
+      }
+      : null;
     let syncOut: Tensor | null = null;
     for (let t = 0; t < o.iterations; t++) {
       const a = syncStep(z, pairsAct, rAct, act);
@@ -352,6 +393,114 @@ export class Ctm extends Module {
         }),
       };
     }
+    return result;
+  }
+
+  /** The fused op's sizes when this configuration and mode can run fused, else null. */
+  #fusedDims(B: number, L: number): CtmDims | null {
+    const o = this.options;
+    if (!this.fused || o.synapseDepth !== 1 || o.doLayernormNlm) return null;
+    if (this.training && (o.dropout > 0 || o.dropoutNlm > 0)) return null;
+    const dims: CtmDims = {
+      B,
+      D: o.dModel,
+      d: o.dInput,
+      nh: o.heads,
+      L,
+      M: o.memoryLength,
+      H: o.memoryHiddenDims,
+      deep: o.deepNlms,
+      Sa: this.syncActionSize,
+      So: this.syncOutSize,
+      T: o.iterations,
+      CB: Math.min(B, 64),
+    };
+    return fusedCtmSupported(dims) ? dims : null;
+  }
+
+  /**
+   * The forward through the fused recurrence: out_proj is folded into the synapse weight and
+   * q_proj into the attention's query projection (the same maps, computed once per forward);
+   * predictions and certainties of all ticks come from one output projection.
+   */
+  #forwardFused(kv: Tensor, c: CtmDims, track: boolean): CtmOutput {
+    const o = this.options;
+    const E = o.dInput, T = o.iterations, B = c.B;
+    const att = this.#attention;
+    const { k, v } = att.projectKVFlat(kv, kv);
+    kv.dispose();
+    const tmp: Tensor[] = [k, v];
+    const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
+    const rOut = t(this.#decay("decay_params_out"));
+    const rAct = t(this.#decay("decay_params_action"));
+    const inW = att.getParameter("in_proj_weight"), inB = att.getParameter("in_proj_bias");
+    const wiq = t(slice(inW, 0, 0, E)), biq = t(slice(inB, 0, 0, E));
+    const wq = t(matmul(this.#qProj.weight, wiq, { transA: true, transB: true }));
+    const bq = t(linear(this.#qProj.bias!, wiq, biq));
+    const synLin = (this.#synapses as Sequential).at(1) as Linear;
+    const ln = (this.#synapses as Sequential).at(3) as LayerNorm;
+    const wS = synLin.weight;
+    const wSa = t(slice(wS, 1, 0, E)), wSz = t(slice(wS, 1, E));
+    const wSaO = t(matmul(wSa, att.outProj.weight));
+    const ws = t(concat([wSaO, wSz], 1));
+    const bs = t(linear(att.outProj.bias!, wSa, synLin.bias!));
+    const nlm = this.#traceProcessor.at(0) as Sequential;
+    const sl1 = nlm.at(0) as SuperLinear, sl2 = o.deepNlms ? nlm.at(2) as SuperLinear : null;
+    const pairsOut = this.#pairs("out"), pairsAct = this.#pairs("action");
+    const { sOut, tracking } = fusedCtmRecurrence(
+      {
+        k,
+        v,
+        wq,
+        bq,
+        ws,
+        bs,
+        lnw: ln.weight!,
+        lnb: ln.bias!,
+        w1: sl1.getParameter("w1"),
+        b1: sl1.getParameter("b1"),
+        t1: sl1.getParameter("T"),
+        w2: sl2?.getParameter("w1"),
+        b2: sl2?.getParameter("b1"),
+        t2: sl2?.getParameter("T"),
+        startState: this.getParameter("start_activated_state"),
+        startTrace: this.getParameter("start_trace"),
+        rOut,
+        rAct,
+        outLeft: pairsOut.left,
+        outRight: pairsOut.right,
+        actLeft: pairsAct.left,
+        actRight: pairsAct.right,
+      },
+      c,
+      track,
+    );
+    for (const p of [pairsOut, pairsAct]) [p.left, p.right].forEach((x) => x.dispose());
+    for (const x of tmp) x.dispose();
+    const So = this.syncOutSize;
+    const flat = reshape(sOut, [T * B, So]);
+    const pred = this.#outputProjector.forward(flat);
+    const p3 = reshape(pred, [T, B, o.outDims]);
+    const perm = permute(p3, [1, 2, 0]);
+    const predictions = contiguous(perm);
+    const rs = o.predictionReshaper;
+    const known = rs.filter((x) => x !== -1).reduce((a, x) => a * x, 1);
+    const C = rs[rs.length - 1] === -1 ? o.outDims / known : rs[rs.length - 1];
+    const certainties = noGrad(() => fusedCertainty(p3, C));
+    const last = slice(sOut, 0, T - 1, T);
+    const syncOut = reshape(last, [B, So]);
+    const result: CtmOutput = { predictions, certainties, syncOut };
+    if (tracking) {
+      result.tracking = {
+        syncOut: noGrad(() => mul(sOut, 1)),
+        syncAction: tracking.syncAction,
+        preActivations: tracking.preActivations,
+        postActivations: tracking.postActivations,
+        attention: reshape(tracking.attention, [T, B, o.heads, 1, -1]),
+      };
+      if (result.tracking.attention !== tracking.attention) tracking.attention.dispose();
+    }
+    for (const x of [flat, pred, p3, perm, last, sOut]) x.dispose();
     return result;
   }
 

@@ -100,6 +100,14 @@ export class MultiheadAttention extends Module {
     return { k: kh, v: vh };
   }
 
+  /**
+   * Projects keys and values without the head split: `[B, L, E]` each (head h owns columns
+   * h·E/heads …), for kernels that take the flat layout.
+   */
+  projectKVFlat(key: Tensor, value: Tensor): ProjectedKV {
+    return { k: this.#proj(key, 1), v: this.#proj(value, 2) };
+  }
+
   /** Attends queries `[B, Lq, E]` to projected keys and values. */
   attend(query: Tensor, kv: ProjectedKV): AttentionResult {
     const [B, Lq] = query.shape;
