@@ -206,7 +206,7 @@ const zAt = (n: string, l: string) => `comp(${tl("Z", `(${n}) >> 2u`, "b", l)}, 
  * texture, tracking). Writes `Q`, `W` and `O` (its head's texels) at layer t.
  */
 export function attendSpec(c: CtmDims): FusedSpec {
-  const { dq, dhq, Lq } = derived(c);
+  const { dhq, Lq } = derived(c);
   const scale = 1 / Math.sqrt(c.d / c.nh);
   const I = range(dhq), Ls = range(c.L);
   const body = `
