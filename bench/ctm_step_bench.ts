@@ -2,12 +2,18 @@
  * One CTM training step on the parity bench configuration (forward, parity loss, backward, AdamW,
  * zeroGrad), timed end to end.
  *
- * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--profile]`
- * prints ms per step (wall clock over `steps` back-to-back steps, synced once at the end),
- * process CPU time per step (steadier than wall time when other processes share the 2 cores),
- * dispatches per step, host readbacks inside a step (must be 0) and, with `--profile`, GPU time
- * and dispatch count per kernel for one step (each dispatch in its own timed pass, so the total
- * is larger than the real step time).
+ * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 1]
+ * [--profile] [--cost] [--unfused]` prints ms per step (wall clock over `steps` back-to-back
+ * steps, synced once at the end), process CPU time per step (steadier than wall time when other
+ * processes share the 2 cores), dispatches per step and host readbacks inside the timed steps
+ * (must be 0).
+ *
+ * - `--profile`: dispatch count and GPU timestamp time per kernel for one step (each dispatch in
+ *   its own timed pass). On lavapipe the timestamps of the fused texture kernels come out far
+ *   too small; use `--cost` for them.
+ * - `--cost`: CPU ms per step of each fused kernel, measured by recording it `k` extra times
+ *   (step CPU time with and without the repeats, divided by `k`); slow, noisy to ±10 ms.
+ * - `--unfused`: the op-by-op path (`ctm.fused = false`) for comparison.
  */
 import "../src/ops/setup.ts";
 import { parseArgs } from "node:util";
@@ -16,6 +22,7 @@ import { startKernelProfile, stopKernelProfile } from "../src/gpu/kernel.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { Ctm } from "../src/models/ctm.ts";
 import { fromArray } from "../src/ops/creation.ts";
+import { _fusedInternals, startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import { parityLoss } from "../src/train/losses.ts";
@@ -32,6 +39,8 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "2" },
     profile: { type: "boolean", default: false },
     repeat: { type: "string", default: "1" },
+    cost: { type: "boolean", default: false },
+    unfused: { type: "boolean", default: false },
   },
 });
 
@@ -55,6 +64,7 @@ const ctm = new Ctm({
   neuronSelectType: "random-pairing",
   rng: new Rng(1),
 });
+ctm.fused = !args.unfused;
 // Materialise lazy layers before building the optimizer.
 tidy(() => void ctm.forward(fromArray(new Float32Array(B * L).fill(1), [B, L])));
 const opt = new AdamW(ctm.parameters(), { lr: 1e-4, weightDecay: 0 });
@@ -108,17 +118,52 @@ for (let r = 0; r < Number(args.repeat); r++) {
 
 if (args.profile) {
   startKernelProfile();
+  startFusedProfile();
+  const s0 = rec.stats();
   if (!rec.startTiming(2048)) console.log("(no timestamp-query: dispatch counts only)");
   step();
   const timing = await rec.stopTiming();
-  const counts = stopKernelProfile();
+  const n = rec.stats().dispatches - s0.dispatches;
+  stopKernelProfile();
+  stopFusedProfile();
   let total = 0;
   for (const t of timing) total += t.ms;
-  const n = counts.reduce((a, [, c]) => a + c, 0);
   console.log(`\nprofile of one step: ${total.toFixed(1)} ms GPU (timed passes), ${n} dispatches`);
   console.log("    ms  count  kernel");
-  for (const t of timing.slice(0, 40)) {
-    console.log(`${t.ms.toFixed(2).padStart(7)} ${String(t.count).padStart(6)}  ${t.label}`);
+  for (const t of timing.slice(0, 50)) {
+    console.log(`${t.ms.toFixed(2).padStart(7)} ${String(t.count).padStart(6)}  ${t.label || "(matmul)"}`);
+  }
+}
+
+if (args.cost) {
+  startFusedProfile();
+  step();
+  await rec.sync();
+  const names = stopFusedProfile();
+  const measure = async (k: number) => {
+    await rec.sync();
+    const c0 = cpuMs();
+    for (let i = 0; i < k; i++) step();
+    await rec.sync();
+    return (cpuMs() - c0) / k;
+  };
+  const K = 6;
+  console.log(`\nfused kernels: CPU ms per step (${K} extra dispatches each, min of 2 A/B pairs)`);
+  const rows: [string, number, number][] = [];
+  for (const [name, count] of names) {
+    const base: number[] = [], more: number[] = [];
+    for (let r = 0; r < 2; r++) {
+      _fusedInternals.repeat.clear();
+      base.push(await measure(2));
+      _fusedInternals.repeat.set(name, K);
+      more.push(await measure(2));
+    }
+    _fusedInternals.repeat.clear();
+    rows.push([name, count, (Math.min(...more) - Math.min(...base)) / K]);
+  }
+  rows.sort((a, b) => b[2] - a[2]);
+  for (const [name, count, ms] of rows) {
+    console.log(`${ms.toFixed(1).padStart(7)} ${String(count).padStart(6)}  ${name}`);
   }
 }
 ctm.dispose();

@@ -2,10 +2,13 @@
  * WGSL generators for the fused CTM recurrence (`src/ops/fused_ctm.ts`).
  *
  * Data passed between the per-tick kernels lives in `rgba32float` 2-D array textures: lavapipe
- * vectorises texture fetches (≈ 3 ns per texel per invocation) while every storage-buffer load is
- * a per-lane scalar loop (≈ 7 ns per f32). Kernels therefore read textures and write either
- * storage textures or storage buffers. Neurons are vectorised in groups of four (one texel holds
- * four neighbouring neurons), so the neuron-level models are plain vec4 arithmetic.
+ * vectorises texel loads from read-only storage textures (≈ 2 ns per texel per invocation, half
+ * the cost of a sampled texture) while every storage-buffer load is a per-lane scalar loop
+ * (≈ 7 ns per f32). Kernels therefore read textures and write storage textures or buffers.
+ * Neurons are vectorised in groups of four (one texel holds four neighbouring neurons), so the
+ * neuron-level models are plain vec4 arithmetic. Measured costs that shaped the kernels: a texel
+ * store ≈ 11 ns, an f32 storage store ≈ 3 ns, a vec4 FMA on values already in (spilled)
+ * registers ≈ 0.3–0.7 ns per invocation, WGSL `exp` ≈ 15 ns per vec4 (hence `exp4`).
  *
  * Texture layouts (x = texel column, y = row, layer):
  * - `Z` (Dq, B, T+1): post-activations, layer 0 the start state, layer t+1 the output of tick t.
@@ -22,10 +25,16 @@
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
 
-/** A kernel spec plus texture bindings (after the storage buffers): `r` sampled, `w` storage. */
+/**
+ * A kernel spec plus texture bindings (after the storage buffers): `r` read (a read-only storage
+ * texture, about twice as fast to load from as a sampled one on lavapipe, or sampled; see
+ * {@link setTextureReadMode}), `w` write-only storage texture.
+ */
 export interface FusedSpec extends KernelSpec {
   /** Texture bindings in order. */
   textures: { name: string; kind: "r" | "w" }[];
+  /** How its `r` textures are declared. */
+  readMode?: "storage" | "sampled";
 }
 
 /** Static sizes of one fused CTM configuration. */
@@ -107,7 +116,11 @@ function spec(
 ): FusedSpec {
   const decl = textures.map((t, i) => {
     const b = bindings.length + 1 + i;
-    const ty = t.kind === "r" ? "texture_2d_array<f32>" : "texture_storage_2d_array<rgba32float, write>";
+    const ty = t.kind === "w"
+      ? "texture_storage_2d_array<rgba32float, write>"
+      : readMode === "storage"
+      ? "texture_storage_2d_array<rgba32float, read>"
+      : "texture_2d_array<f32>";
     return `@group(0) @binding(${b}) var ${t.name}: ${ty};`;
   });
   return {
@@ -116,6 +129,7 @@ function spec(
     bindings,
     textures,
     workgroup: [FWG],
+    readMode,
     prelude: decl.join("\n") + HELPERS + extra,
     body: `${TID}\n${body}`,
   };
@@ -134,8 +148,26 @@ const rw = (name: string, type: "f32" | "i32" | "vec4<f32>" = "f32") => ({
 const range = (n: number) => [...Array(n).keys()];
 const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
-/** Texel `(x, y)` of layer `l` of a sampled texture. */
-const tl = (tex: string, x: string, y: string, l = "0u") => `textureLoad(${tex}, vec2u(${x}, ${y}), ${l}, 0)`;
+/** Texel `(x, y)` of layer `l` of a read-only storage texture. */
+const tl = (tex: string, x: string, y: string, l = "0u") =>
+  readMode === "storage"
+    ? `textureLoad(${tex}, vec2u(${x}, ${y}), ${l})`
+    : `textureLoad(${tex}, vec2u(${x}, ${y}), ${l}, 0)`;
+
+let readMode: "storage" | "sampled" = "storage";
+
+/**
+ * How kernels generated from now on read textures: `storage` (read-only storage textures, needs
+ * ~12 storage textures per stage) or `sampled` (sampled textures, for adapters with fewer).
+ */
+export function setTextureReadMode(mode: "storage" | "sampled"): void {
+  readMode = mode;
+}
+
+/** The current {@link setTextureReadMode}. */
+export function textureReadMode(): "storage" | "sampled" {
+  return readMode;
+}
 
 // ---------------------------------------------------------------- packing
 
@@ -501,16 +533,16 @@ export function nlmFwdSpec(c: CtmDims, PB = NLM_PB): FusedSpec {
     ],
     `
   if (tid >= ${Dq * Math.ceil(c.B / c.CB)}u) { return; }
-  let n4 = tid % ${Dq}u; let b0 = (tid / ${Dq}u) * ${c.CB}u;
+  let n4 = tid % ${Dq}u; let rb0 = (tid / ${Dq}u) * ${c.CB}u;
   ${nlmWeights(c)}
   for (var bi = 0u; bi < ${c.CB}u; bi += ${PB}u) {
-    if (b0 + bi >= ${c.B}u) { break; }
-    ${P.map((p) => `let b${p} = min(b0 + bi + ${p}u, ${c.B - 1}u);`).join(" ")}
+    if (rb0 + bi >= ${c.B}u) { break; }
+    ${P.map((p) => `let b${p} = min(rb0 + bi + ${p}u, ${c.B - 1}u);`).join(" ")}
     ${traceLoads(c, PB)}
     ${nlmForward(c, PB)}
     ${
       P.map((p) =>
-        `if (b0 + bi + ${p}u < ${c.B}u) {
+        `if (rb0 + bi + ${p}u < ${c.B}u) {
       textureStore(Zo, vec2u(n4, b${p}), P.t + 1u, z_${p});
       if (P.track != 0u) { POST[(P.t * ${c.B}u + b${p}) * ${Dq}u + n4] = z_${p}; }
     }`
@@ -608,7 +640,7 @@ export function nlmBwdSpec(c: CtmDims, PB = NLM_PB): FusedSpec {
   const L: string[] = [];
   L.push(`if (tid >= ${Dq * Math.ceil(c.B / c.CB)}u) { return; }`);
   L.push(
-    `let n4 = tid % ${Dq}u; let chunk = tid / ${Dq}u; let b0 = chunk * ${c.CB}u; let col = n4 + ${Dq}u * chunk;`,
+    `let n4 = tid % ${Dq}u; let chunk = tid / ${Dq}u; let rb0 = chunk * ${c.CB}u; let col = n4 + ${Dq}u * chunk;`,
   );
   L.push(nlmWeights(c));
   // accumulators
@@ -623,11 +655,11 @@ export function nlmBwdSpec(c: CtmDims, PB = NLM_PB): FusedSpec {
   if (accNames.length !== accRows) throw new Error("internal: accumulator rows");
   for (const a of accNames) L.push(`var ${a} = vec4f(0.0);`);
   L.push(`for (var bi = 0u; bi < ${c.CB}u; bi += ${PB}u) {`);
-  L.push(`  if (b0 + bi >= ${c.B}u) { break; }`);
+  L.push(`  if (rb0 + bi >= ${c.B}u) { break; }`);
   // Rows past B (when B % PB != 0) compute on a clamped row with a zero gradient.
   L.push(
     `  ${
-      each((p) => `let b${p} = min(b0 + bi + ${p}u, ${c.B - 1}u); let ok${p} = b0 + bi + ${p}u < ${c.B}u;`)
+      each((p) => `let b${p} = min(rb0 + bi + ${p}u, ${c.B - 1}u); let ok${p} = rb0 + bi + ${p}u < ${c.B}u;`)
     }`,
   );
   L.push(`  ${traceLoads(c, PB)}`);

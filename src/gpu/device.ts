@@ -75,6 +75,7 @@ async function create(): Promise<GpuContext> {
   for (
     const name of [
       "maxStorageBuffersPerShaderStage",
+      "maxStorageTexturesPerShaderStage",
       "maxStorageBufferBindingSize",
       "maxBufferSize",
       "maxComputeWorkgroupStorageSize",

@@ -34,6 +34,7 @@ import {
   outerSpec,
   outerThreads,
   packSpec,
+  setTextureReadMode,
   synBwdSpec,
   synBwdThreads,
   syncOutSpec,
@@ -70,12 +71,14 @@ const idOf = (o: object) => {
   return id;
 };
 
-function acquire(w: number, h: number, layers: number): Tex {
+function acquire(w: number, h: number, layers0: number): Tex {
+  // At least two layers: wgpu's GL backend treats a one-layer texture as plain 2-D.
+  const layers = Math.max(layers0, 2);
   const key = `${w}x${h}x${layers}`;
   const hit = texPool.get(key)?.pop();
   if (hit) return hit;
   const tex = gpu().device.createTexture({
-    size: [Math.max(w, 1), Math.max(h, 1), Math.max(layers, 1)],
+    size: [Math.max(w, 1), Math.max(h, 1), layers],
     format: "rgba32float",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
   });
@@ -117,21 +120,26 @@ function pipeOf(spec: FusedSpec): Pipe {
         buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
       })
     );
-    spec.textures.forEach((t, i) =>
-      entries.push(
-        t.kind === "r"
-          ? {
-            binding: spec.bindings.length + 1 + i,
-            visibility: stage,
-            texture: { sampleType: "unfilterable-float", viewDimension: "2d-array" },
-          }
-          : {
-            binding: spec.bindings.length + 1 + i,
-            visibility: stage,
-            storageTexture: { access: "write-only", format: "rgba32float", viewDimension: "2d-array" },
+    spec.textures.forEach((t, i) => {
+      const binding = spec.bindings.length + 1 + i;
+      if (t.kind === "r" && spec.readMode === "sampled") {
+        entries.push({
+          binding,
+          visibility: stage,
+          texture: { sampleType: "unfilterable-float", viewDimension: "2d-array" },
+        });
+      } else {
+        entries.push({
+          binding,
+          visibility: stage,
+          storageTexture: {
+            access: t.kind === "r" ? "read-only" : "write-only",
+            format: "rgba32float",
+            viewDimension: "2d-array",
           },
-      )
-    );
+        });
+      }
+    });
     const layout = device.createBindGroupLayout({ entries });
     const pipeline = device.createComputePipeline({
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -156,8 +164,6 @@ function dummy(i: number): GPUBuffer {
 /** Records one dispatch of `spec` over `threads` invocations. */
 function run(spec: FusedSpec, buffers: GPUBuffer[], texs: Tex[], params: number[], threads: number): void {
   if (threads <= 0) return;
-  // deno-lint-ignore no-explicit-any
-  if ((globalThis as any).__SKIP?.has(spec.name)) return;
   if (buffers.length !== spec.bindings.length || texs.length !== spec.textures.length) {
     throw new Error(`internal: ${spec.name}: binding count mismatch`);
   }
@@ -178,18 +184,25 @@ function run(spec: FusedSpec, buffers: GPUBuffer[], texs: Tex[], params: number[
   }
   const [x, y] = grid1d(Math.ceil(threads / FWG));
   rec.dispatch(p.pipeline, bg, [u.offset], x, y, 1, spec.name ?? "");
-  // deno-lint-ignore no-explicit-any
-  const rep = (globalThis as any).__REPEAT?.[spec.name!] ?? 0;
+  const rep = repeat.get(spec.name!) ?? 0;
   for (let i = 0; i < rep; i++) rec.dispatch(p.pipeline, bg, [u.offset], x, y, 1, spec.name ?? "");
   profileCount?.set(spec.name!, (profileCount.get(spec.name!) ?? 0) + 1);
 }
 
 let profileCount: Map<string, number> | null = null;
+/** Extra dispatches per kernel name (cost measurement by repetition; see the step bench). */
+const repeat = new Map<string, number>();
 
 // ---------------------------------------------------------------- specs per configuration
 
 const specCache = new Map<string, FusedSpec>();
+let modeChosen = false;
 function cached(key: string, make: () => FusedSpec): FusedSpec {
+  if (!modeChosen) {
+    // Read-only storage textures are faster on lavapipe; the attention kernel binds 10 textures.
+    setTextureReadMode(gpu().limits.maxStorageTexturesPerShaderStage >= 12 ? "storage" : "sampled");
+    modeChosen = true;
+  }
   let s = specCache.get(key);
   if (!s) specCache.set(key, s = make());
   return s;
@@ -655,6 +668,15 @@ export function fusedCertainty(logits: Tensor, C: number): Tensor {
   return y;
 }
 
+/**
+ * Forces how the fused kernels read textures (default: read-only storage textures when the device
+ * allows 12 per stage, else sampled). Call before the first fused forward.
+ */
+export function setFusedTextureReadMode(mode: "storage" | "sampled"): void {
+  setTextureReadMode(mode);
+  modeChosen = true;
+}
+
 /** Starts counting fused-kernel dispatches by name (profiling). */
 export function startFusedProfile(): void {
   profileCount = new Map();
@@ -677,5 +699,9 @@ export function trimFusedCtm(): void {
   dummies = [];
 }
 
-/** Internals for kernel micro-benchmarks (not part of the API). */
-export const _fusedInternals = { acquire, release, run };
+/**
+ * Internals for kernel micro-benchmarks (not part of the API). `repeat` maps a kernel name to a
+ * number of extra identical dispatches: the cost of a kernel is the step-time difference divided
+ * by that number (GPU timestamps are not reliable for these kernels on lavapipe).
+ */
+export const _fusedInternals = { acquire, release, run, repeat };

@@ -1,0 +1,159 @@
+/**
+ * The fused CTM recurrence (`src/ops/fused_ctm.ts`) against the op-by-op path of the same model
+ * (`ctm.fused = false`, itself proven against the float64 reference in `ctm_test.ts`), on the
+ * configurations `ctm_test.ts` does not run fused: shallow NLMs, a single tick, memory length 1
+ * and 2, odd batches, two NLM row chunks, heads of width 8, eval mode with dropout; forward
+ * outputs, tracking and every parameter gradient.
+ */
+import { assertClose, gpuTest, Rng } from "./helpers.ts";
+import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
+import { fromArray } from "../src/ops/creation.ts";
+import { mul } from "../src/ops/arith.ts";
+import { sum } from "../src/ops/reduce.ts";
+import { tidy } from "../src/tensor/scope.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import { startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
+
+interface Case {
+  name: string;
+  cfg: CtmOptions;
+  B: number;
+  eval?: boolean;
+}
+
+const base: Omit<CtmOptions, "iterations" | "dModel" | "nSynchOut" | "nSynchAction" | "deepNlms"> = {
+  dInput: 8,
+  heads: 2,
+  memoryLength: 3,
+  memoryHiddenDims: 2,
+  synapseDepth: 1,
+  backboneType: "parity_backbone",
+  positionalEmbeddingType: "custom-rotational-1d",
+  outDims: 8,
+  predictionReshaper: [4, 2],
+};
+
+const CASES: Case[] = [
+  {
+    name: "shallow NLM, random-pairing",
+    cfg: { ...base, iterations: 4, dModel: 16, nSynchOut: 5, nSynchAction: 3, deepNlms: false },
+    B: 3,
+  },
+  {
+    name: "one tick, memory length 1, first-last",
+    cfg: {
+      ...base,
+      iterations: 1,
+      memoryLength: 1,
+      dModel: 12,
+      nSynchOut: 3,
+      nSynchAction: 2,
+      deepNlms: true,
+      neuronSelectType: "first-last",
+    },
+    B: 2,
+  },
+  {
+    name: "memory length 2, random, heads of width 8, odd batch, 3 hidden",
+    cfg: {
+      ...base,
+      iterations: 6,
+      memoryLength: 2,
+      memoryHiddenDims: 3,
+      dInput: 16,
+      heads: 2,
+      dModel: 20,
+      nSynchOut: 4,
+      nSynchAction: 4,
+      deepNlms: true,
+      neuronSelectType: "random",
+    },
+    B: 5,
+  },
+  {
+    name: "batch of 67 (two NLM row chunks)",
+    cfg: { ...base, iterations: 3, dModel: 8, nSynchOut: 3, nSynchAction: 2, deepNlms: true },
+    B: 67,
+  },
+  {
+    name: "eval mode with dropout (fused: dropout inactive)",
+    cfg: { ...base, iterations: 5, dModel: 16, nSynchOut: 4, nSynchAction: 4, deepNlms: true, dropout: 0.3 },
+    B: 2,
+    eval: true,
+  },
+];
+
+function input(B: number, L: number, rng: Rng): Tensor {
+  return fromArray(Float32Array.from({ length: B * L }, () => (rng.next() < 0.5 ? -1 : 1)), [B, L]);
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+for (const c of CASES) {
+  gpuTest(`fused CTM matches the op-by-op path: ${c.name}`, async () => {
+    const rng = new Rng(7);
+    const ctm = new Ctm({ ...c.cfg, rng: new Rng(11) });
+    if (c.eval) ctm.eval();
+    const x = input(c.B, 4, rng);
+    tidy(() => void ctm.forward(x));
+    // Move every float parameter off its trivial init (biases, temperatures, decays).
+    const prng = new Rng(3);
+    const fresh = new Map<string, Tensor>();
+    for (const [k, t] of ctm.stateDict()) {
+      if (t.dtype !== "f32") continue;
+      const a = Float64Array.from(await t.toArray());
+      const v = k.startsWith("decay_params")
+        ? a.map(() => prng.uniform(0.1, 2))
+        : a.map((y) => y + prng.uniform(-0.2, 0.2));
+      fresh.set(k, fromArray(Float32Array.from(v), t.shape));
+    }
+    ctm.loadStateDict(fresh, { strict: false });
+    for (const t of fresh.values()) t.dispose();
+    const T = c.cfg.iterations;
+    const R = fromArray(Float32Array.from({ length: c.B * c.cfg.outDims * T }, () => rng.uniform(-1, 1)), [
+      c.B,
+      c.cfg.outDims,
+      T,
+    ]);
+    const run = async (fused: boolean) => {
+      ctm.fused = fused;
+      ctm.zeroGrad();
+      const o = tidy(() => {
+        const o = ctm.forward(x, { track: true });
+        sum(mul(o.predictions, R)).backward();
+        return o;
+      });
+      const out: Record<string, Float32Array> = {};
+      out.predictions = await o.predictions.toArray() as Float32Array;
+      out.certainties = await o.certainties.toArray() as Float32Array;
+      out.syncOut = await o.syncOut.toArray() as Float32Array;
+      for (const [k, t] of Object.entries(o.tracking!)) {
+        out[`tracking.${k}`] = await t.toArray() as Float32Array;
+      }
+      for (const [k, p] of ctm.namedParameters()) {
+        // With one tick the action decay is never used: the op-by-op path leaves no gradient.
+        out[`grad ${k}`] = p.grad ? await p.grad.toArray() as Float32Array : new Float32Array(p.size);
+      }
+      for (const t of [o.predictions, o.certainties, o.syncOut, ...Object.values(o.tracking!)]) t.dispose();
+      return out;
+    };
+    const ref = await run(false);
+    startFusedProfile();
+    const got = await run(true);
+    const ran = stopFusedProfile();
+    if (!ran.some(([n]) => n === "ctm nlm bwd")) throw new Error(`${c.name}: the fused path did not run`);
+    for (const [k, e] of Object.entries(ref)) {
+      const a = got[k];
+      if (!a || a.length !== e.length) throw new Error(`${k}: length ${a?.length} != ${e.length}`);
+      const scale = Math.max(maxAbs(e), 1e-3);
+      assertClose(a, e, { atol: 2e-4 * scale, rtol: 2e-4, msg: `${c.name}: ${k}` });
+    }
+    R.dispose();
+    x.dispose();
+    ctm.dispose();
+  });
+}
