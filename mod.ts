@@ -140,6 +140,14 @@ export {
   setMatmulVariant,
 } from "./src/ops/matmul.ts";
 export { type BindingSpec, type KernelSpec, launch, wgsl, type WgslType } from "./src/gpu/kernel.ts";
+export { batchNorm2d, type BatchNormOptions } from "./src/ops/batchnorm.ts";
+export {
+  adaptiveAvgPool2d,
+  maxPool2d,
+  type MaxPool2dOptions,
+  maxPool2dWithIndices,
+  type Size2,
+} from "./src/ops/pool.ts";
 
 // Modules
 export {
@@ -163,6 +171,8 @@ export {
   Squeeze,
 } from "./src/nn/layers.ts";
 export { ModuleList, Sequential, type UnaryModule } from "./src/nn/containers.ts";
+export { BatchNorm2d, type BatchNorm2dOptions } from "./src/nn/norm2d.ts";
+export { AdaptiveAvgPool2d, MaxPool2d, type MaxPool2dLayerOptions } from "./src/nn/pool.ts";
 export { type AttentionResult, MultiheadAttention, type ProjectedKV } from "./src/nn/attention.ts";
 export { SuperLinear, type SuperLinearOptions } from "./src/nn/superlinear.ts";
 export { SynapseUNET, unetWidths } from "./src/nn/synapse_unet.ts";
@@ -258,6 +268,8 @@ export {
 
 // Training
 export {
+  type ClassificationAccuracy,
+  classificationAccuracy,
   combineTicks,
   type CtmLoss,
   imageClassificationLoss,
@@ -297,3 +309,6 @@ export {
   type MetricValues,
 } from "./src/train/metrics.ts";
 export { type Metrics as ProgressMetrics, Progress, type ProgressOptions } from "./src/util/progress.ts";
+
+// Image data
+export * from "./src/data/mod.ts";

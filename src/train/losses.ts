@@ -3,11 +3,11 @@
  * averaging the loss at each sample's minimum-loss tick and at its most certain tick (or the last
  * tick). Also the matching accuracy metrics, all computed on the GPU.
  */
-import { add, eq, mul } from "../ops/arith.ts";
+import { add, eq, gt, lt, mul } from "../ops/arith.ts";
 import { full } from "../ops/creation.ts";
 import { gather } from "../ops/indexing.ts";
 import { crossEntropy } from "../ops/loss.ts";
-import { argmax, argmin, mean, min } from "../ops/reduce.ts";
+import { argmax, argmin, mean, min, sum } from "../ops/reduce.ts";
 import { expand, reshape, slice } from "../ops/views.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -101,5 +101,43 @@ export function parityAccuracy(predictions: Tensor, targets: Tensor, tickIndex: 
     const atTick = mean(chosen);
     const fullSequence = mean(min(chosen, [1, 2]));
     return { perTick, atTick, fullSequence };
+  });
+}
+
+/** Top-1 and top-5 accuracies of a classification batch (all `f32` GPU tensors, no gradient). */
+export interface ClassificationAccuracy {
+  /** `[T]`: top-1 accuracy per tick. */
+  top1PerTick: Tensor;
+  /** `[T]`: top-5 accuracy per tick. */
+  top5PerTick: Tensor;
+  /** Scalar: top-1 accuracy at each sample's chosen tick. */
+  top1: Tensor;
+  /** Scalar: top-5 accuracy at each sample's chosen tick. */
+  top5: Tensor;
+}
+
+/**
+ * Top-k accuracies from predictions `[B, C, T]`, targets `[B]` (i32) and chosen ticks `[B]` (i32).
+ * A sample is top-k correct when fewer than k classes score strictly above its target (ties go to
+ * the target).
+ */
+export function classificationAccuracy(
+  predictions: Tensor,
+  targets: Tensor,
+  tickIndex: Tensor,
+): ClassificationAccuracy {
+  return noGrad(() => {
+    const [B, , T] = predictions.shape;
+    const tgt = expand(reshape(targets, [B, 1, 1]), [B, 1, T]);
+    const tgtScore = gather(predictions, 1, tgt);
+    const above = sum(gt(predictions, tgtScore), 1);
+    const c1 = lt(above, 1), c5 = lt(above, 5);
+    const at = reshape(tickIndex, [B, 1]);
+    return {
+      top1PerTick: mean(c1, 0),
+      top5PerTick: mean(c5, 0),
+      top1: mean(gather(c1, 1, at)),
+      top5: mean(gather(c5, 1, at)),
+    };
   });
 }

@@ -11,6 +11,7 @@ import type { LstmBaselineOptions } from "../../src/models/lstm.ts";
 import { VALID_BACKBONE_TYPES, VALID_POSITIONAL_EMBEDDING_TYPES } from "../../src/models/backbones.ts";
 import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../../src/models/synchronisation.ts";
 import { defineCli, type FlagValues } from "../../src/util/cli.ts";
+import { parseMilestones } from "../../src/train/run_common.ts";
 import { checkParityLength } from "./data.ts";
 
 /** Backbones the parity task can use (the input is a ±1 sequence, embedded per position). */
@@ -227,16 +228,7 @@ export function defaultParityConfig(): ParityConfig {
   return out as ParityConfig;
 }
 
-/** Parses `--milestones` ("8000,15000,20000" or "8000 15000 20000"). */
-export function parseMilestones(s: string): number[] {
-  const parts = String(s).trim().split(/[\s,]+/).filter((p) => p !== "");
-  const out = parts.map(Number);
-  const bad = parts.filter((_, i) => !Number.isInteger(out[i]) || out[i] < 0);
-  if (bad.length) {
-    throw new Error(`milestones must be non-negative integers separated by commas, got ${JSON.stringify(s)}`);
-  }
-  return out;
-}
+export { parseMilestones };
 
 /** Flags only the CTM uses, and only the LSTM uses (a non-default value on the other model is an error). */
 const CTM_ONLY = [

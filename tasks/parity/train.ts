@@ -14,7 +14,7 @@
  * (the effective flags, usable with `--config`).
  */
 import "../../src/ops/setup.ts";
-import { gpu, initGpu, NoAdapterError } from "../../src/gpu/device.ts";
+import { gpu, initGpu } from "../../src/gpu/device.ts";
 import { Ctm } from "../../src/models/ctm.ts";
 import { LstmBaseline } from "../../src/models/lstm.ts";
 import { seedInit } from "../../src/nn/init.ts";
@@ -23,19 +23,20 @@ import { fromArray } from "../../src/ops/creation.ts";
 import { manualSeed } from "../../src/ops/random.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { QuantileClip } from "../../src/optim/clip.ts";
-import {
-  LinearWarmupLR,
-  type LRScheduler,
-  WarmupCosineLR,
-  WarmupMultiStepLR,
-} from "../../src/optim/schedulers.ts";
 import { noGrad } from "../../src/tensor/autograd.ts";
 import { tidy } from "../../src/tensor/scope.ts";
-import { diffConfig, latestCheckpoint } from "../../src/train/checkpoint.ts";
+import { latestCheckpoint } from "../../src/train/checkpoint.ts";
 import { parityAccuracy, parityLoss } from "../../src/train/losses.ts";
 import { train, type TrainResult } from "../../src/train/loop.ts";
 import { GpuMetrics, type Histories, type History, type MetricValues } from "../../src/train/metrics.ts";
-import { CliError, formatValues, parseCli } from "../../src/util/cli.ts";
+import {
+  defaultLog,
+  pct,
+  reportConfigDiff,
+  runCommand,
+  scheduleFromFlags,
+} from "../../src/train/run_common.ts";
+import { formatValues, parseCli } from "../../src/util/cli.ts";
 import { join, stringifyYaml, writeFileAtomic } from "../../src/util/std.ts";
 import {
   ctmOptionsFor,
@@ -44,7 +45,6 @@ import {
   parityCli,
   type ParityConfig,
   ParityConfigError,
-  parseMilestones,
   resolveParityConfig,
   testBatches,
   usesMostCertain,
@@ -167,31 +167,6 @@ function buildModel(c: ParityConfig): ParityModel {
   return c.model_type === "ctm" ? new Ctm(ctmOptionsFor(c)) : new LstmBaseline(lstmOptionsFor(c));
 }
 
-function buildScheduler(c: ParityConfig, optimizer: AdamW): LRScheduler {
-  if (!c.use_scheduler) return new LinearWarmupLR(optimizer, c.warmup_steps);
-  if (c.scheduler_type === "cosine") {
-    return new WarmupCosineLR(optimizer, { warmupSteps: c.warmup_steps, maxSteps: c.training_iterations });
-  }
-  return new WarmupMultiStepLR(optimizer, {
-    warmupSteps: c.warmup_steps,
-    milestones: parseMilestones(c.milestones),
-    gamma: c.gamma,
-  });
-}
-
-/** Flags that change how a run is driven, not what it computes (ignored when comparing configs). */
-const DRIVING_FLAGS = new Set(["reload", "reload_model_only", "progress", "log_every", "keep_last"]);
-
-function defaultLog(message: string): void {
-  let tty = false;
-  try {
-    tty = Deno.stderr.isTerminal();
-  } catch { /* not a terminal */ }
-  console.error(tty ? `\r\x1b[K${message}` : message);
-}
-
-const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-
 /**
  * Trains (or resumes) one parity run with the given settings (missing ones take the defaults);
  * throws {@link ParityConfigError} before anything runs when the settings are bad.
@@ -212,7 +187,7 @@ export async function runParity(
   const model = buildModel(c);
   const params = model.parameters();
   const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weight_decay, eps: 1e-8 });
-  const scheduler = buildScheduler(c, optimizer);
+  const scheduler = scheduleFromFlags(c, optimizer);
   const clip = c.gradient_clipping > 0
     ? new QuantileClip(params, { quantile: c.gradient_clipping, historyLength: CLIP_HISTORY })
     : undefined;
@@ -310,12 +285,7 @@ export async function runParity(
       log,
       signal: stopper?.signal ?? opts.signal,
       handleSigint: opts.handleSigint ?? true,
-      onResume: (ck) => {
-        const strip = (x: unknown) =>
-          Object.fromEntries(Object.entries((x ?? {}) as object).filter(([k]) => !DRIVING_FLAGS.has(k)));
-        const diff = diffConfig(strip(ck.config), strip(c));
-        if (diff.length) log(`note: settings differ from the checkpoint's: ${diff.join(", ")}`);
-      },
+      onResume: reportConfigDiff(c, log),
       onEval: async (iteration, v, histories) => {
         log(
           `iter ${iteration}: test loss ${(v.test_loss as number).toFixed(4)}, ` +
@@ -340,7 +310,7 @@ export async function runParity(
 
 /**
  * The command: parses `args` (flags, `--config`, `--help`), then trains. Returns null after
- * printing `--help`. Bad flags or settings throw {@link CliError} / {@link ParityConfigError}
+ * printing `--help`. Bad flags or settings throw `CliError` / {@link ParityConfigError}
  * before anything runs.
  */
 export async function main(args: string[], opts: ParityRunOptions = {}): Promise<ParityRunResult | null> {
@@ -353,22 +323,8 @@ export async function main(args: string[], opts: ParityRunOptions = {}): Promise
 }
 
 if (import.meta.main) {
-  // Mesa's Vulkan driver complains on stderr when XDG_RUNTIME_DIR is unset; it is not used for compute.
-  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
-  try {
+  await runCommand(async () => {
     const r = await main(Deno.args);
-    r?.dispose();
-    if (r?.train.interrupted) Deno.exit(130);
-  } catch (e) {
-    if (e instanceof CliError || e instanceof ParityConfigError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(2);
-    }
-    if (e instanceof NoAdapterError || (e instanceof Error && !Deno.env.get("CTM_DEBUG"))) {
-      // Diverged loss, unusable checkpoint, …: the message says what to do (CTM_DEBUG=1 shows the stack).
-      console.error(`error: ${e.message}`);
-      Deno.exit(1);
-    }
-    throw e;
-  }
+    return r && { interrupted: r.train.interrupted, dispose: r.dispose };
+  }, [ParityConfigError]);
 }
