@@ -139,7 +139,7 @@ export function launchTex(
     bindGroups.set(key, bg);
   }
   const [x, y = 1, z = 1] = grid;
-  rec.dispatch(p.pipeline, bg, [u.offset], x, y, z);
+  rec.dispatch(p.pipeline, bg, [u.offset], x, y, z, spec.name ?? "");
 }
 
 /** One buffer→texture copy: `size` = [texels, rows, layers] from byte `offset`. */
