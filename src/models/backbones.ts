@@ -1,15 +1,30 @@
 /**
- * Backbones and positional embeddings selectable by the reference's names. Those that belong to
- * the image-classification work (ResNets, shallow-wide, Fourier and 2-D rotational embeddings)
- * are recognised and refused with a clear message until they land.
+ * Backbones and positional embeddings selectable by the reference's names, and the input side the
+ * CTM and the LSTM baseline share ({@link Featuriser}): `initial_rgb` → `backbone` →
+ * (+ `positional_embedding`) → flatten → `kv_proj`, giving key/value tokens for the attention.
  */
+import { add } from "../ops/arith.ts";
 import { mapN } from "../ops/map.ts";
-import { fromArray } from "../ops/creation.ts";
-import { permute, unsqueeze } from "../ops/views.ts";
-import { Embedding, Identity } from "../nn/layers.ts";
+import { flatten, permute } from "../ops/views.ts";
+import { Sequential } from "../nn/containers.ts";
+import { Conv2d } from "../nn/conv.ts";
+import { initRng } from "../nn/init.ts";
+import { Embedding, Identity, LayerNorm } from "../nn/layers.ts";
 import { Linear } from "../nn/linear.ts";
 import { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import type { Rng } from "../util/rng.ts";
+import {
+  CustomRotationalEmbedding,
+  CustomRotationalEmbedding1D,
+  LearnableFourierPositionalEncoding,
+  MultiLearnableFourierPositionalEncoding,
+} from "./positional.ts";
+import { MnistBackbone } from "./mnist_backbone.ts";
+import { prepareResnetBackbone } from "./resnet.ts";
+import { ShallowWide } from "./shallow_wide.ts";
+
+export { CustomRotationalEmbedding1D };
 
 /** Every backbone name of the reference (`resnet{18,34,50,101,152}-{1..4}`, shallow-wide, parity). */
 export const VALID_BACKBONE_TYPES: readonly string[] = [
@@ -17,6 +32,12 @@ export const VALID_BACKBONE_TYPES: readonly string[] = [
   "shallow-wide",
   "parity_backbone",
 ];
+
+/**
+ * Backbones this toolkit adds: `mnist`, the reference's two-block `MNISTBackbone` (its QAMNIST
+ * digit encoder), offered to the image trainers for small greyscale images.
+ */
+export const EXTRA_BACKBONE_TYPES: readonly string[] = ["mnist"];
 
 /** Every positional-embedding name of the reference. */
 export const VALID_POSITIONAL_EMBEDDING_TYPES: readonly string[] = [
@@ -30,9 +51,15 @@ export const VALID_POSITIONAL_EMBEDDING_TYPES: readonly string[] = [
 export function backboneWidth(type: string, dInput: number): number | null {
   if (type === "none") return null;
   if (type === "shallow-wide") return 2048;
-  if (type === "parity_backbone") return dInput;
-  const m = /^resnet(18|34|50|101|152)-(\d)$/.exec(type);
-  if (!m) throw new Error(`unknown backbone_type '${type}'; valid: none, ${VALID_BACKBONE_TYPES.join(", ")}`);
+  if (type === "parity_backbone" || type === "mnist") return dInput;
+  const m = /^resnet(18|34|50|101|152)-([1-4])$/.exec(type);
+  if (!m) {
+    throw new Error(
+      `unknown backbone_type '${type}'; valid: none, ${
+        [...VALID_BACKBONE_TYPES, ...EXTRA_BACKBONE_TYPES].join(", ")
+      }`,
+    );
+  }
   const stage = Number(m[2]);
   const basic = m[1] === "18" || m[1] === "34";
   return (basic ? [64, 128, 256, 512] : [256, 512, 1024, 2048])[stage - 1];
@@ -44,9 +71,9 @@ export class ParityBackbone extends Module {
   readonly embedding: Embedding;
 
   /** Creates the table (`backbone.embedding.weight`, N(0, 1)). */
-  constructor(nEmbeddings: number, dEmbedding: number) {
+  constructor(nEmbeddings: number, dEmbedding: number, opts: { rng?: Rng } = {}) {
     super();
-    this.embedding = this.registerModule("embedding", new Embedding(nEmbeddings, dEmbedding));
+    this.embedding = this.registerModule("embedding", new Embedding(nEmbeddings, dEmbedding, opts));
   }
 
   /** Embeds `x` (f32 ±1) as `[B, d, L]` (a transposed view). */
@@ -60,53 +87,31 @@ export class ParityBackbone extends Module {
   }
 }
 
-/**
- * Fixed 1-D rotational positions: the vector [0, 1] rotated by angles from 0° to 180° over the
- * sequence, projected by a learned `Linear(2 → d)` (`projection`). Output `[1, d, L]`.
- */
-export class CustomRotationalEmbedding1D extends Module {
-  /** The learned projection. */
-  readonly projection: Linear;
-
-  /** Creates the projection. */
-  constructor(dModel: number) {
-    super();
-    this.projection = this.registerModule("projection", new Linear(dModel, { inFeatures: 2 }));
-  }
-
-  /** Positions for features `x [B, d, L]`, broadcastable to it: `[1, d, L]`. */
-  override forward(x: Tensor): Tensor {
-    const L = x.shape[2];
-    const rot = new Float32Array(L * 2);
-    for (let i = 0; i < L; i++) {
-      const theta = (L === 1 ? 0 : (180 * i) / (L - 1)) * Math.PI / 180;
-      rot[2 * i] = -Math.sin(theta);
-      rot[2 * i + 1] = Math.cos(theta);
-    }
-    const v = fromArray(rot, [L, 2]);
-    const pe = this.projection.forward(v);
-    v.dispose();
-    const t = permute(pe, [1, 0]);
-    pe.dispose();
-    const out = unsqueeze(t, 0);
-    t.dispose();
-    return out;
-  }
-}
-
 /** Builds the backbone module for `type` (`Identity` for `none`). */
-export function makeBackbone(type: string, dInput: number): Module {
+export function makeBackbone(type: string, dInput: number, opts: { rng?: Rng } = {}): Module {
   backboneWidth(type, dInput);
   if (type === "none") return new Identity();
-  if (type === "parity_backbone") return new ParityBackbone(2, dInput);
-  throw new Error(
-    `backbone_type '${type}' is recognised but not available yet: the ResNet and shallow-wide backbones ` +
-      `come with image classification. Use 'parity_backbone' or 'none'.`,
-  );
+  if (type === "parity_backbone") return new ParityBackbone(2, dInput, opts);
+  if (type === "shallow-wide") return new ShallowWide(opts);
+  if (type === "mnist") return new MnistBackbone(dInput, opts);
+  return prepareResnetBackbone(type, opts);
+}
+
+/**
+ * The module applied to the raw input before the backbone: a lazy 1×1 convolution to 3 channels
+ * for ResNet backbones (the reference's "legacy" `initial_rgb`), `Identity` otherwise.
+ */
+export function makeInitialRgb(type: string, opts: { rng?: Rng } = {}): Module {
+  if (!type.includes("resnet")) return new Identity();
+  return new Conv2d(3, { kernelSize: 1, stride: 1, rng: opts.rng ?? initRng() });
 }
 
 /** Builds the positional embedding for `type`, or null for `none`. */
-export function makePositionalEmbedding(type: string, dBackbone: number | null): Module | null {
+export function makePositionalEmbedding(
+  type: string,
+  dBackbone: number | null,
+  opts: { rng?: Rng } = {},
+): Module | null {
   if (type === "none") return null;
   if (!VALID_POSITIONAL_EMBEDDING_TYPES.includes(type)) {
     throw new Error(
@@ -116,9 +121,102 @@ export function makePositionalEmbedding(type: string, dBackbone: number | null):
     );
   }
   if (dBackbone === null) throw new Error("backbone_type 'none' requires positional_embedding_type 'none'");
-  if (type === "custom-rotational-1d") return new CustomRotationalEmbedding1D(dBackbone);
-  throw new Error(
-    `positional_embedding_type '${type}' is recognised but not available yet (it comes with image ` +
-      `classification). Use 'custom-rotational-1d' or 'none'.`,
-  );
+  switch (type) {
+    case "learnable-fourier":
+      return new LearnableFourierPositionalEncoding(dBackbone, { gamma: 1 / 2.5, rng: opts.rng });
+    case "multi-learnable-fourier":
+      return new MultiLearnableFourierPositionalEncoding(dBackbone, { rng: opts.rng });
+    case "custom-rotational":
+      return new CustomRotationalEmbedding(dBackbone, opts);
+    default:
+      return new CustomRotationalEmbedding1D(dBackbone, opts);
+  }
+}
+
+/** Options of {@link Featuriser}. */
+export interface FeaturiserOptions {
+  /** Backbone name (`resnet18-1`, `parity_backbone`, `none`, …). */
+  backboneType: string;
+  /** Positional embedding name (`learnable-fourier`, `none`, …). */
+  positionalEmbeddingType: string;
+  /** Token width after `kv_proj` (the attention width d_input). */
+  dInput: number;
+  /** Generator for the initial values. */
+  rng?: Rng;
+}
+
+/** Key/value tokens and the backbone feature shape they came from. */
+export interface Features {
+  /** Tokens `[B, L, d_input]` (after `kv_proj`). */
+  kv: Tensor;
+  /** Shape of the backbone output: `[B, C, H′, W′]` for images, `[B, C, L]` for sequences. */
+  featureShape: number[];
+}
+
+/**
+ * The input side shared by the CTM and the LSTM baseline. It registers its modules on the host
+ * model under the reference's names, in the reference's order (`initial_rgb`, `backbone`,
+ * `positional_embedding` unless `none`, `kv_proj` = Sequential(Linear(d_input), LayerNorm)), so
+ * the host's state dict is unchanged; it is not a module itself.
+ */
+export class Featuriser {
+  /** `initial_rgb` (lazy 1×1 conv to 3 channels for ResNets, else Identity). */
+  readonly initialRgb: Module;
+  /** `backbone`. */
+  readonly backbone: Module;
+  /** `positional_embedding`, or null for `none`. */
+  readonly positionalEmbedding: Module | null;
+  /** `kv_proj`. */
+  readonly kvProj: Sequential;
+  /** Backbone channels (null for `none`: `kv_proj` is then lazy). */
+  readonly dBackbone: number | null;
+
+  /** Builds the modules and registers them on `host`. */
+  constructor(host: Module, o: FeaturiserOptions) {
+    const rng = o.rng ?? initRng();
+    if (o.backboneType === "none" && o.positionalEmbeddingType !== "none") {
+      throw new Error("backbone_type 'none' requires positional_embedding_type 'none'");
+    }
+    this.dBackbone = backboneWidth(o.backboneType, o.dInput);
+    this.initialRgb = host.registerModule("initial_rgb", makeInitialRgb(o.backboneType, { rng }));
+    this.backbone = host.registerModule("backbone", makeBackbone(o.backboneType, o.dInput, { rng }));
+    const pe = makePositionalEmbedding(o.positionalEmbeddingType, this.dBackbone, { rng });
+    this.positionalEmbedding = pe ? host.registerModule("positional_embedding", pe) : null;
+    this.kvProj = host.registerModule(
+      "kv_proj",
+      new Sequential(
+        new Linear(o.dInput, { inFeatures: this.dBackbone ?? undefined, rng }),
+        new LayerNorm(o.dInput),
+      ),
+    );
+  }
+
+  /**
+   * Raw input → tokens: `kv_proj(flatten₂(f + pe)ᵀ)` with `f = backbone(initial_rgb(x))`. Images
+   * `[B, C, H, W]` give `L = H′·W′` tokens in row-major order; parity `[B, L]` gives L tokens.
+   */
+  featurise(x: Tensor): Features {
+    const r = this.initialRgb.forward(x) as Tensor;
+    const f = this.backbone.forward(r) as Tensor;
+    if (f.ndim < 3) {
+      throw new Error(
+        `the backbone output must be [B, C, ...] with at least one position dim, got [${
+          f.shape.join(", ")
+        }]; ` +
+          `with backbone 'none' pass the input as [B, C, L] or [B, C, H, W]`,
+      );
+    }
+    let fp = f;
+    if (this.positionalEmbedding) {
+      const pe = this.positionalEmbedding.forward(f) as Tensor;
+      fp = add(f, pe);
+      pe.dispose();
+    }
+    const flat = flatten(fp, 2);
+    const tokens = permute(flat, [0, 2, 1]);
+    const kv = this.kvProj.forward(tokens);
+    const featureShape = [...f.shape];
+    for (const t of new Set([r, f, fp, flat, tokens])) if (t !== x) t.dispose();
+    return { kv, featureShape };
+  }
 }

@@ -5,24 +5,14 @@
  * with its certainty at every internal tick. Parameter names match the reference state dict.
  */
 import { mapInto } from "../ops/map.ts";
-import {
-  concat,
-  contiguous,
-  expand,
-  flatten,
-  permute,
-  reshape,
-  slice,
-  stack,
-  unsqueeze,
-} from "../ops/views.ts";
+import { concat, contiguous, expand, permute, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
 import { linear, matmul } from "../ops/matmul.ts";
 import { type CtmDims, fusedCertainty, fusedCtmRecurrence, fusedCtmSupported } from "../ops/fused_ctm.ts";
-import { add, mul } from "../ops/arith.ts";
+import { mul } from "../ops/arith.ts";
 import { exp, neg } from "../ops/unary.ts";
 import { fromArray } from "../ops/creation.ts";
 import { Sequential } from "../nn/containers.ts";
-import { Dropout, GLU, Identity, LayerNorm, Squeeze } from "../nn/layers.ts";
+import { Dropout, GLU, LayerNorm, Squeeze } from "../nn/layers.ts";
 import { Linear } from "../nn/linear.ts";
 import { Module } from "../nn/module.ts";
 import { initRng, uniformTensor } from "../nn/init.ts";
@@ -32,7 +22,7 @@ import { SynapseUNET } from "../nn/synapse_unet.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Rng } from "../util/rng.ts";
-import { backboneWidth, makeBackbone, makePositionalEmbedding } from "./backbones.ts";
+import { Featuriser } from "./backbones.ts";
 import { computeCertainty } from "./certainty.ts";
 import {
   NEURON_SELECT_TYPES,
@@ -69,9 +59,9 @@ export interface CtmOptions {
   memoryHiddenDims: number;
   /** LayerNorm the history inside the neuron-level models (unused in the paper). */
   doLayernormNlm?: boolean;
-  /** Backbone name (`parity_backbone`, `none`, …). */
+  /** Backbone name (`resnet18-1`, `shallow-wide`, `parity_backbone`, `none`, …). */
   backboneType: string;
-  /** Positional embedding name (`custom-rotational-1d`, `none`, …). */
+  /** Positional embedding name (`learnable-fourier`, `custom-rotational-1d`, `none`, …). */
   positionalEmbeddingType: string;
   /** Output width. */
   outDims: number;
@@ -162,9 +152,7 @@ export class Ctm extends Module {
   readonly syncOutSize: number;
   /** Size of the action synchronisation. */
   readonly syncActionSize: number;
-  readonly #backbone: Module;
-  readonly #posEmb: Module | null;
-  readonly #kvProj: Sequential;
+  readonly #features: Featuriser;
   readonly #qProj: Linear;
   readonly #attention: MultiheadAttention;
   readonly #synapses: Module;
@@ -191,19 +179,8 @@ export class Ctm extends Module {
     } as Ctm["options"];
     const rng = opts.rng ?? initRng();
     const D = o.dModel, M = o.memoryLength;
-    const dBackbone = backboneWidth(o.backboneType, o.dInput);
-    this.registerModule("initial_rgb", new Identity());
-    this.#backbone = this.registerModule("backbone", makeBackbone(o.backboneType, o.dInput));
-    const pe = makePositionalEmbedding(o.positionalEmbeddingType, dBackbone);
-    this.#posEmb = pe ? this.registerModule("positional_embedding", pe) : null;
     if (o.heads <= 0) throw new Error("the base CTM needs heads > 0 (attention over the backbone features)");
-    this.#kvProj = this.registerModule(
-      "kv_proj",
-      new Sequential(
-        new Linear(o.dInput, { inFeatures: dBackbone ?? undefined, rng }),
-        new LayerNorm(o.dInput),
-      ),
-    );
+    this.#features = new Featuriser(this, { ...o, rng });
     const sel = o.neuronSelectType;
     this.syncOutSize = syncSize(sel, o.nSynchOut);
     this.syncActionSize = syncSize(sel, o.nSynchAction);
@@ -264,6 +241,17 @@ export class Ctm extends Module {
     );
   }
 
+  /**
+   * Shape of the backbone features of the last forward (`[B, C, H′, W′]` for images, `[B, C, L]`
+   * for sequences), like the reference's `kv_features`: the attention weights `[T, B, heads, 1,
+   * L]` of `track: true` reshape to `[T, B, heads, H′, W′]` for attention maps. Null before the
+   * first forward.
+   */
+  get kvFeatureShape(): readonly number[] | null {
+    return this.#kvFeatureShape;
+  }
+  #kvFeatureShape: number[] | null = null;
+
   #pairs(kind: "out" | "action"): PairIndices {
     return pairIndices(
       this.options.neuronSelectType,
@@ -282,28 +270,16 @@ export class Ctm extends Module {
     return r;
   }
 
-  /** Backbone features → key/value tokens `[B, L, d_input]` (computed once per forward). */
-  #featurise(x: Tensor): Tensor {
-    const f = this.#backbone.forward(x) as Tensor;
-    let fp = f;
-    if (this.#posEmb) {
-      const pe = this.#posEmb.forward(f) as Tensor;
-      fp = add(f, pe);
-      pe.dispose();
-    }
-    const flat = flatten(fp, 2);
-    const tokens = permute(flat, [0, 2, 1]);
-    const kv = this.#kvProj.forward(tokens);
-    for (const t of new Set([f, fp, flat, tokens])) if (t !== x) t.dispose();
-    return kv;
-  }
-
-  /** Runs all ticks on input `x` (for parity: `[B, L]` of ±1). */
+  /**
+   * Runs all ticks on input `x`: images `[B, C, H, W]` (ResNet, shallow-wide or `none`
+   * backbones), parity sequences `[B, L]` of ±1, or `[B, C, L]` with backbone `none`.
+   */
   override forward(x: Tensor, opts: { track?: boolean } = {}): CtmOutput {
     const o = this.options;
     const B = x.shape[0];
     const D = o.dModel, M = o.memoryLength;
-    const kv = this.#featurise(x);
+    const { kv, featureShape } = this.#features.featurise(x);
+    this.#kvFeatureShape = featureShape;
     const dims = this.#fusedDims(B, kv.shape[1]);
     if (dims) return this.#forwardFused(kv, dims, !!opts.track);
     const kvp: ProjectedKV = this.#attention.projectKV(kv, kv);

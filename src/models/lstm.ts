@@ -5,20 +5,18 @@
  * attention query comes from the top layer's hidden state, and every tick yields a prediction
  * and its certainty, in the CTM's output format. Parameter names match the reference state dict.
  */
-import { add, mul } from "../ops/arith.ts";
+import { mul } from "../ops/arith.ts";
 import { zeros } from "../ops/creation.ts";
-import { concat, expand, flatten, permute, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
+import { concat, expand, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
 import { MultiheadAttention, type ProjectedKV } from "../nn/attention.ts";
-import { Sequential } from "../nn/containers.ts";
 import { initRng, uniformTensor } from "../nn/init.ts";
-import { Identity, LayerNorm } from "../nn/layers.ts";
 import { Linear } from "../nn/linear.ts";
 import { LSTM, type LstmState } from "../nn/lstm.ts";
 import { Module } from "../nn/module.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Rng } from "../util/rng.ts";
-import { backboneWidth, makeBackbone, makePositionalEmbedding } from "./backbones.ts";
+import { Featuriser } from "./backbones.ts";
 import { computeCertainty } from "./certainty.ts";
 import type { CtmTracking } from "./ctm.ts";
 
@@ -32,11 +30,11 @@ export interface LstmBaselineOptions {
   dInput: number;
   /** Attention heads (> 0). */
   heads: number;
-  /** Backbone name (`parity_backbone`, `none`, …). */
+  /** Backbone name (`resnet18-1`, `shallow-wide`, `parity_backbone`, `none`, …). */
   backboneType: string;
   /** Stacked LSTM layers. */
   numLayers: number;
-  /** Positional embedding name (`custom-rotational-1d`, `none`, …). */
+  /** Positional embedding name (`learnable-fourier`, `custom-rotational-1d`, `none`, …). */
   positionalEmbeddingType: string;
   /** Output width. */
   outDims: number;
@@ -97,9 +95,7 @@ export function verifyLstmBaselineOptions(o: LstmBaselineOptions): void {
 export class LstmBaseline extends Module {
   /** The options the model was built with (defaults filled in). */
   readonly options: Required<Omit<LstmBaselineOptions, "rng">>;
-  readonly #backbone: Module;
-  readonly #posEmb: Module | null;
-  readonly #kvProj: Sequential;
+  readonly #features: Featuriser;
   readonly #lstm: LSTM;
   readonly #qProj: Linear;
   readonly #attention: MultiheadAttention;
@@ -112,18 +108,7 @@ export class LstmBaseline extends Module {
     const o = this.options = { predictionReshaper: [-1], dropout: 0, ...opts } as LstmBaseline["options"];
     const rng = opts.rng ?? initRng();
     const D = o.dModel;
-    const dBackbone = backboneWidth(o.backboneType, o.dInput);
-    this.registerModule("initial_rgb", new Identity());
-    this.#backbone = this.registerModule("backbone", makeBackbone(o.backboneType, o.dInput));
-    const pe = makePositionalEmbedding(o.positionalEmbeddingType, dBackbone);
-    this.#posEmb = pe ? this.registerModule("positional_embedding", pe) : null;
-    this.#kvProj = this.registerModule(
-      "kv_proj",
-      new Sequential(
-        new Linear(o.dInput, { inFeatures: dBackbone ?? undefined, rng }),
-        new LayerNorm(o.dInput),
-      ),
-    );
+    this.#features = new Featuriser(this, { ...o, rng });
     this.#lstm = this.registerModule(
       "lstm",
       new LSTM(o.dInput, D, { numLayers: o.numLayers, batchFirst: true, dropout: o.dropout, rng }),
@@ -147,21 +132,15 @@ export class LstmBaseline extends Module {
     return this.#lstm;
   }
 
-  /** Backbone features → key/value tokens `[B, L, d_input]` (computed once per forward). */
-  #featurise(x: Tensor): Tensor {
-    const f = this.#backbone.forward(x) as Tensor;
-    let fp = f;
-    if (this.#posEmb) {
-      const pe = this.#posEmb.forward(f) as Tensor;
-      fp = add(f, pe);
-      pe.dispose();
-    }
-    const flat = flatten(fp, 2);
-    const tokens = permute(flat, [0, 2, 1]);
-    const kv = this.#kvProj.forward(tokens);
-    for (const t of new Set([f, fp, flat, tokens])) if (t !== x) t.dispose();
-    return kv;
+  /**
+   * Shape of the backbone features of the last forward (`[B, C, H′, W′]` for images, `[B, C, L]`
+   * for sequences), like the reference's `kv_features`: the attention weights reshape to
+   * `[T, B, heads, H′, W′]` with it. Null before the first forward.
+   */
+  get kvFeatureShape(): readonly number[] | null {
+    return this.#kvFeatureShape;
   }
+  #kvFeatureShape: number[] | null = null;
 
   /** The learned start state broadcast to batch `B` (views of the parameters). */
   #startState(B: number): LstmState {
@@ -175,12 +154,16 @@ export class LstmBaseline extends Module {
     return { h: rows("start_hidden_state"), c: rows("start_cell_state") };
   }
 
-  /** Runs all ticks on input `x` (for parity: `[B, L]` of ±1). */
+  /**
+   * Runs all ticks on input `x`: images `[B, C, H, W]`, parity sequences `[B, L]` of ±1, or
+   * `[B, C, L]` with backbone `none`.
+   */
   override forward(x: Tensor, opts: { track?: boolean } = {}): LstmOutput {
     const o = this.options;
     const B = x.shape[0];
     const top = o.numLayers - 1;
-    const kv = this.#featurise(x);
+    const { kv, featureShape } = this.#features.featurise(x);
+    this.#kvFeatureShape = featureShape;
     const kvp: ProjectedKV = this.#attention.projectKV(kv, kv);
     kv.dispose();
     let state = this.#startState(B);
