@@ -1,0 +1,183 @@
+/**
+ * Backward of the fused CTM recurrence (`fused_ctm.ts`): five kernels per tick on the critical
+ * path (NLM, GLU + LayerNorm, synapse, attention, synchronisation), then the parameter gradients
+ * summed over all ticks in single passes (synapse and query outer products, biases, dK/dV,
+ * LayerNorm affine, NLM weights, start trace).
+ */
+import { type CtmDims, derived } from "../../shaders/fused_ctm.ts";
+import { attnBwdSpec, dzAsmSpec, lnBwdSpec, synBwdSpec, synBwdThreads } from "../../shaders/fused_ctm_bwd.ts";
+import {
+  colSumSpec,
+  dkvSpec,
+  dlnSpec,
+  dstSpec,
+  type OuterOpts,
+  outerSpec,
+  outerThreads,
+} from "../../shaders/fused_ctm_grads.ts";
+import { nlmBwdSpec, nlmGradBlocks, nlmGradSpec, nlmThreads } from "../../shaders/fused_ctm_nlm.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { zeros } from "./creation.ts";
+import { sum } from "./reduce.ts";
+import { acquire, cached, release, run, type Tex } from "./fused_ctm_run.ts";
+import { contiguous } from "./views.ts";
+
+/** Register block [rows, texels] of the per-tick synapse backward (rows a multiple of 4). */
+export const SYN_BWD: [number, number] = [8, 4];
+
+/** What the forward keeps for the backward. */
+export interface FwdState {
+  /** Forward textures (see `shaders/fused_ctm.ts`). */
+  X: Record<string, Tex>;
+  /** α histories `[T, B, Sa]`, `[T+1, B, So]` and β histories `[T, Sa]`, `[T+1, So]`. */
+  AlA: Tensor;
+  BA: Tensor;
+  AlO: Tensor;
+  BO: Tensor;
+  /** Decay rates and NLM temperatures. */
+  rA: Tensor;
+  rO: Tensor;
+  t1: Tensor;
+  t2: Tensor;
+}
+
+/**
+ * Gradients of every input of the fused op from the incoming `gIn` (`[T, B, So]`), in the order
+ * k, v, wq, bq, ws, bs, lnw, lnb, w1, b1, t1, w2, b2, t2 (placeholders when shallow), start
+ * state, start trace, rOut, rAct.
+ */
+export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Tensor[] {
+  const dv = derived(c);
+  const { Dq, dq, Lq, SaQ, O1, Bq, Bp } = dv;
+  const { B, D, d, T, M, Sa, So } = c;
+  const { X, rA, rO, t1, t2 } = s;
+  const g = contiguous(gIn);
+  const DZ = zeros([D * Bp]);
+  const CAO = Tensor.empty([B, So]), CBO = Tensor.empty([B, So]);
+  const CAA = Tensor.empty([B, Sa]), CBA = Tensor.empty([B, Sa]);
+  const DRO = zeros([B, So]), DRA = zeros([B, Sa]);
+  const DSP = Tensor.empty([B, c.nh, Sa]);
+  const Y = {
+    Dpre: acquire(D, Bq, T),
+    C0: acquire(D, Bq * Math.max(M - 1, 1), 1),
+    C1: acquire(D, Bq * Math.max(M - 1, 1), 1),
+    DU: acquire(2 * Dq, B, T),
+    DO: acquire(dq, B, T),
+    DQ: acquire(dq, B, T),
+    DS: acquire(Lq, B * c.nh, T),
+    DAG: acquire(D, Bq, 2 * T),
+  };
+  const dzAsm = cached(`dzasm${key}`, () => dzAsmSpec(c));
+  const nlmBwd = cached(`nlmb${key}`, () => nlmBwdSpec(c));
+  const lnBwd = cached(`lnb${key}`, () => lnBwdSpec(c));
+  const synBwd = cached(`synb${key}`, () => synBwdSpec(c, ...SYN_BWD));
+  const attnBwd = cached(`attnb${key}`, () => attnBwdSpec(c));
+  const asm = (j: number) =>
+    run(
+      dzAsm,
+      [
+        rO.buffer,
+        rA.buffer,
+        s.AlO.buffer,
+        s.AlA.buffer,
+        s.BO.buffer,
+        s.BA.buffer,
+        g.buffer,
+        DSP.buffer,
+        CAO.buffer,
+        CBO.buffer,
+        CAA.buffer,
+        CBA.buffer,
+        DRO.buffer,
+        DRA.buffer,
+        DZ.buffer,
+      ],
+      [X.Z, X.IdxO, X.IdxA],
+      [j, rO.offset, rA.offset, g.offset],
+      B,
+    );
+  asm(T);
+  const nlmTex = [X.Pre, X.ST, X.W1, X.B1, ...(c.deep ? [X.W2, X.B2] : [])];
+  let cIn = Y.C0, cOut = Y.C1;
+  for (let t = T - 1; t >= 0; t--) {
+    const first = t === T - 1 ? 1 : 0;
+    run(nlmBwd, [DZ.buffer], [...nlmTex, cIn, cOut, Y.Dpre, Y.DAG], [t, first], nlmThreads(c));
+    [cIn, cOut] = [cOut, cIn];
+    run(lnBwd, [], [X.U, X.Ln, Y.Dpre, X.Stats, Y.DU], [t], Bq);
+    run(synBwd, [DZ.buffer], [Y.DU, X.Wn, Y.DO], [t], synBwdThreads(c, ...SYN_BWD));
+    run(attnBwd, [DSP.buffer], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS], [t], B * c.nh);
+    asm(t);
+  }
+  // After the loop cIn holds the pending trace gradients of tick 0.
+  // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z], dWq' = Σ S_actᵀ·dq, biases.
+  const gws = Tensor.empty([2 * D, d + D]), gbs = Tensor.empty([2 * D]);
+  const gwq = Tensor.empty([Sa, d]), gbq = Tensor.empty([d]);
+  const outer = (tag: string, A: Tex, Bt: Tex, G: Tensor, off: number, o: OuterOpts) =>
+    run(
+      cached(`${tag}${key}`, () => outerSpec(`ctm dW ${tag}`, c, o)),
+      [G.buffer],
+      [A, Bt],
+      [off],
+      outerThreads(o),
+    );
+  const K = d + D;
+  outer("synapse (attn part)", X.O, Y.DU, gws, 0, {
+    M4: dq,
+    N4: 2 * Dq,
+    TM4: 8,
+    TN4: 8,
+    Mrows: d,
+    Ncols: 2 * D,
+    sm: 1,
+    sn: K,
+  });
+  outer("synapse (z part)", X.Z, Y.DU, gws, d, {
+    M4: D,
+    N4: 2 * Dq,
+    TM4: 16,
+    TN4: 8,
+    Mrows: D,
+    Ncols: 2 * D,
+    sm: 1,
+    sn: K,
+    quadA: true,
+  });
+  outer("query", X.S, Y.DQ, gwq, 0, { M4: SaQ, N4: dq, TM4: 2, TN4: 4, Mrows: Sa, Ncols: d, sm: d, sn: 1 });
+  const colSum = (tag: string, Bt: Tex, G: Tensor, N4: number, N: number) =>
+    run(cached(`cs${tag}${key}`, () => colSumSpec(`ctm db ${tag}`, c, N4, N)), [G.buffer], [Bt], [], N4);
+  colSum("synapse", Y.DU, gbs, 2 * Dq, 2 * D);
+  colSum("query", Y.DQ, gbq, dq, d);
+  const gk = Tensor.empty([B, c.L, d]), gv = Tensor.empty([B, c.L, d]);
+  run(
+    cached(`dkv${key}`, () => dkvSpec(c)),
+    [gk.buffer, gv.buffer],
+    [X.W, Y.DS, Y.DO, X.Q],
+    [],
+    B * c.nh * Lq,
+  );
+  const glnw = Tensor.empty([D]), glnb = Tensor.empty([D]);
+  run(cached(`dln${key}`, () => dlnSpec(c)), [glnw.buffer, glnb.buffer], [X.U, Y.Dpre, X.Stats], [], Dq);
+  const gw1 = Tensor.empty([M, O1, D]), gb1 = Tensor.empty([1, D, O1]);
+  const gw2 = Tensor.empty(c.deep ? [c.H, 2, D] : [1]), gb2 = Tensor.empty(c.deep ? [1, D, 2] : [1]);
+  const nB = nlmGradBlocks(c);
+  const gtp = Tensor.empty([2, nB * D]);
+  for (let bI = 0; bI < nB; bI++) {
+    run(
+      cached(`nlmg${bI}${key}`, () => nlmGradSpec(c, bI)),
+      [t1.buffer, t2.buffer, gw1.buffer, gb1.buffer, gw2.buffer, gb2.buffer, gtp.buffer],
+      [...nlmTex, Y.DAG],
+      [t1.offset, t2.offset],
+      D,
+    );
+  }
+  const gT = sum(gtp, 1);
+  const gst = Tensor.empty([D, M]);
+  run(cached(`dst${key}`, () => dstSpec(c)), [gst.buffer], [cIn], [M > 1 ? 1 : 0], M * D);
+  const dz2 = DZ.alias([D, Bp], [Bp, 1]);
+  const gss = sum(dz2, 1);
+  const grO = sum(DRO, 0), grA = sum(DRA, 0);
+  const gt1 = gT.alias([1], [1], 0, true), gt2 = gT.alias([1], [1], 1, true);
+  for (const t of [g, dz2, DZ, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
+  for (const t of Object.values(Y)) release(t);
+  return [gk, gv, gwq, gbq, gws, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
+}
