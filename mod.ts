@@ -141,6 +141,7 @@ export {
 } from "./src/ops/matmul.ts";
 export { type BindingSpec, type KernelSpec, launch, wgsl, type WgslType } from "./src/gpu/kernel.ts";
 export { batchNorm2d, type BatchNormOptions } from "./src/ops/batchnorm.ts";
+export { conv2d, type Conv2dOptions, convOutSize } from "./src/ops/conv.ts";
 export {
   adaptiveAvgPool2d,
   maxPool2d,
@@ -172,6 +173,7 @@ export {
 } from "./src/nn/layers.ts";
 export { ModuleList, Sequential, type UnaryModule } from "./src/nn/containers.ts";
 export { BatchNorm2d, type BatchNorm2dOptions } from "./src/nn/norm2d.ts";
+export { Conv2d, type Conv2dModuleOptions } from "./src/nn/conv.ts";
 export { AdaptiveAvgPool2d, MaxPool2d, type MaxPool2dLayerOptions } from "./src/nn/pool.ts";
 export { type AttentionResult, MultiheadAttention, type ProjectedKV } from "./src/nn/attention.ts";
 export { SuperLinear, type SuperLinearOptions } from "./src/nn/superlinear.ts";
@@ -243,11 +245,42 @@ export {
 } from "./src/models/synchronisation.ts";
 export {
   backboneWidth,
-  CustomRotationalEmbedding1D,
+  EXTRA_BACKBONE_TYPES,
+  type Features,
+  Featuriser,
+  type FeaturiserOptions,
+  makeBackbone,
+  makeInitialRgb,
+  makePositionalEmbedding,
   ParityBackbone,
   VALID_BACKBONE_TYPES,
   VALID_POSITIONAL_EMBEDDING_TYPES,
 } from "./src/models/backbones.ts";
+export {
+  CustomRotationalEmbedding,
+  CustomRotationalEmbedding1D,
+  gridCoordinates,
+  type LearnableFourierOptions,
+  LearnableFourierPositionalEncoding,
+  type MultiLearnableFourierOptions,
+  MultiLearnableFourierPositionalEncoding,
+  rotationAngles,
+} from "./src/models/positional.ts";
+export {
+  BasicBlock,
+  Bottleneck,
+  parseResNetType,
+  prepareResnetBackbone,
+  ResNet,
+  RESNET_LAYOUTS,
+  resnetChannels,
+  type ResNetDepth,
+  type ResNetOptions,
+  resnetOutputSize,
+} from "./src/models/resnet.ts";
+export { ShallowWide, type ShallowWideOptions } from "./src/models/shallow_wide.ts";
+export { MnistBackbone } from "./src/models/mnist_backbone.ts";
+export { FfBaseline, type FfBaselineOptions, verifyFfBaselineOptions } from "./src/models/ff.ts";
 
 export {
   LstmBaseline,

@@ -9,13 +9,16 @@ import { join } from "../src/util/std.ts";
 import {
   defaultImageConfig,
   imageCli,
-  imageFlags,
   type ImageConfig,
+  imageFlags,
   validateImageConfig,
 } from "../tasks/image_classification/config.ts";
 
 const load = (name: string, dataset: "cifar10" | "imagenet" | "fashion" = "cifar10"): ImageConfig => {
-  const r = parseCli(imageCli(dataset), ["--config", join("tasks/image_classification/configs", `${name}.yaml`)]);
+  const r = parseCli(imageCli(dataset), [
+    "--config",
+    join("tasks/image_classification/configs", `${name}.yaml`),
+  ]);
   assert(!r.help);
   return r.values as ImageConfig;
 };
@@ -35,7 +38,13 @@ Deno.test("image trainer: --help lists every flag with its default; each trainer
     [d.d_model, d.d_input, d.heads, d.iterations, d.backbone_type, d.synapse_depth, d.memory_hidden_dims],
     [512, 128, 4, 75, "resnet18-4", 4, 4],
   );
-  assertEquals([d.batch_size, d.lr, d.training_iterations, d.warmup_steps, d.seed], [32, 1e-3, 100001, 5000, 412]);
+  assertEquals([d.batch_size, d.lr, d.training_iterations, d.warmup_steps, d.seed], [
+    32,
+    1e-3,
+    100001,
+    5000,
+    412,
+  ]);
 });
 
 Deno.test("image trainer: the YAML configs reproduce the reference's scripts", async () => {
@@ -46,10 +55,21 @@ Deno.test("image trainer: the YAML configs reproduce the reference's scripts", a
     [ctm.d_model, ctm.d_input, ctm.heads, ctm.iterations, ctm.memory_length, ctm.synapse_depth],
     [256, 64, 16, 50, 15, 5],
   );
-  assertEquals([ctm.n_synch_out, ctm.n_synch_action, ctm.backbone_type, ctm.batch_size], [256, 512, "resnet18-1", 512]);
+  assertEquals([ctm.n_synch_out, ctm.n_synch_action, ctm.backbone_type, ctm.batch_size], [
+    256,
+    512,
+    "resnet18-1",
+    512,
+  ]);
   const inet = load("train_imagenet", "imagenet");
   assertEquals(
-    [inet.n_synch_out, inet.n_synch_action, inet.n_random_pairing_self, inet.synapse_depth, inet.backbone_type],
+    [
+      inet.n_synch_out,
+      inet.n_synch_action,
+      inet.n_random_pairing_self,
+      inet.synapse_depth,
+      inet.backbone_type,
+    ],
     [8196, 2048, 32, 8, "resnet152-4"],
   );
   assertEquals([inet.lr, inet.warmup_steps, inet.gradient_clipping, inet.dropout], [5e-4, 10000, 20, 0.2]);

@@ -35,7 +35,7 @@ import {
   type ImageDatasetName,
   validateImageConfig,
 } from "./config.ts";
-import { type HostBatch, openImageData, TrainStream } from "./data.ts";
+import { type HostBatch, openImageData, type TrainStream } from "./data.ts";
 import {
   buildImageModel,
   type ImageModel,
@@ -107,7 +107,7 @@ export function resolveImageConfig(partial: Partial<ImageConfig>, dataset?: Imag
 }
 
 /** Loss and metrics of one batch (GPU tensors, inside the caller's tidy). */
-function batchMetrics(model: ImageModel, c: ImageConfig, b: HostBatch) {
+function batchMetrics(model: ImageModel, b: HostBatch) {
   const x = fromArray(b.images, [b.size, b.channels, b.height, b.width]);
   const y = fromArray(b.labels, [b.size]);
   const { predictions, certainties } = runImageModel(model, x);
@@ -189,7 +189,7 @@ export async function runImages(
       for await (const b of batches) {
         tidy(() =>
           noGrad(() => {
-            const out = batchMetrics(model, c, b);
+            const out = batchMetrics(model, b);
             m.add({ loss: out.loss, ...out.metrics });
           })
         );
@@ -223,7 +223,7 @@ export async function runImages(
         stream ??= data.trainStream(step);
         batch = await stream.next();
       },
-      trainStep: () => batchMetrics(model, c, batch!),
+      trainStep: () => batchMetrics(model, batch!),
       evaluate,
       evalEvery: c.track_every,
       logEvery: c.log_every,
