@@ -10,13 +10,12 @@ import assert from "node:assert/strict";
 import { gpuTest, Rng } from "./helpers.ts";
 import omggif from "omggif";
 import { Ctm } from "../src/models/ctm.ts";
-import { readPng } from "../src/plot/mod.ts";
+import { evenlySpaced, readPng } from "../src/plot/mod.ts";
 import { saveCheckpoint } from "../src/train/checkpoint.ts";
 import { appendHistory, emptyHistories } from "../src/train/metrics.ts";
 import { join } from "../src/util/std.ts";
 import { ctmOptionsFor, resolveParityConfig } from "../tasks/parity/config.ts";
 import { analyseParity, NoCheckpointError, parityStats } from "../tasks/parity/analysis.ts";
-import { evenlySpaced } from "../tasks/parity/plots.ts";
 import { runParity } from "../tasks/parity/train.ts";
 
 interface GifReader {

@@ -4,6 +4,7 @@ import omggif from "omggif";
 import {
   barChart,
   blend,
+  chartWithCursor,
   colorAt,
   colormapLut,
   COLORMAPS,
@@ -11,6 +12,7 @@ import {
   decodePng,
   encodeGif,
   encodePng,
+  evenlySpaced,
   getPixel,
   grid,
   heatmap,
@@ -18,11 +20,14 @@ import {
   heatmapGrid,
   imageFromFloats,
   lineChart,
+  matrixChart,
   overlayHeatmap,
+  padTo,
   readPng,
   renderSvg,
   resize,
   type RgbaImage,
+  sameSize,
   scatterChart,
   smallMultiples,
   textWidth,
@@ -307,4 +312,75 @@ Deno.test("plot: image helpers resize, lay out, blend and convert floats", async
     colorbar: true,
   });
   assert.ok(heads.width > 2 * 32 && inked(heads) > 100);
+});
+
+Deno.test("plot: frames are padded to one size, centred on white", () => {
+  const a = createImage(2, 2, [0, 0, 0, 255]), b = createImage(5, 3, [10, 20, 30, 255]);
+  assert.equal(padTo(b, 5, 3), b, "already that size: the image itself");
+  const p = padTo(a, 6, 4);
+  assert.deepEqual([p.width, p.height], [6, 4]);
+  assert.deepEqual(rgb(p, 2, 1), [0, 0, 0]);
+  assert.deepEqual(rgb(p, 3, 2), [0, 0, 0]);
+  assert.deepEqual(rgb(p, 1, 1), [255, 255, 255]);
+  assert.deepEqual(rgb(p, 4, 2), [255, 255, 255]);
+  const [sa, sb] = sameSize([a, b]);
+  assert.deepEqual([sa.width, sa.height, sb.width, sb.height], [5, 3, 5, 3]);
+  assert.deepEqual(rgb(sa, 1, 0), [0, 0, 0]);
+  assert.deepEqual(rgb(sa, 0, 0), [255, 255, 255]);
+  assert.equal(sb, b);
+});
+
+Deno.test("plot: evenly spaced picks keep the first and the last", () => {
+  assert.deepEqual(evenlySpaced(10, 4), [0, 3, 6, 9]);
+  assert.deepEqual(evenlySpaced(7, 3), [0, 3, 6]);
+  assert.deepEqual(evenlySpaced(3, 16), [0, 1, 2]);
+  assert.deepEqual(evenlySpaced(5, 1), [4]);
+  assert.deepEqual(evenlySpaced(4, 3), [0, 2, 3]);
+});
+
+Deno.test("plot: a chart's cursor moves right with x and leaves the chart intact", async () => {
+  const chart = await chartWithCursor({
+    series: [{ y: [0.2, 0.5, 0.9, 0.4, 0.6], x: [1, 2, 3, 4, 5] }],
+    xRange: [1, 5],
+    yRange: [0, 1],
+    width: 320,
+    height: 200,
+  });
+  const cursorCol = (img: RgbaImage) => {
+    // The cursor is a 2-pixel column of rgb(30,30,30) spanning the plot: the column with most such pixels.
+    let best = -1, bestN = 0;
+    for (let x = 0; x < img.width; x++) {
+      let n = 0;
+      for (let y = 0; y < img.height; y++) if (rgb(img, x, y).every((v) => v === 30)) n++;
+      if (n > bestN) [best, bestN] = [x, n];
+    }
+    return { col: best, n: bestN };
+  };
+  const at1 = cursorCol(chart(1)), at3 = cursorCol(chart(3)), at5 = cursorCol(chart(5));
+  assert.ok(at1.n > 100 && at5.n > 100, `cursor spans the plot (${at1.n}, ${at5.n} px)`);
+  assert.ok(at1.col < at3.col && at3.col < at5.col, `cursor at ${at1.col}, ${at3.col}, ${at5.col}`);
+  assert.ok(Math.abs(at3.col - (at1.col + at5.col) / 2) <= 1, "linear in x");
+  const a = chart(2), b = chart(2);
+  assert.notEqual(a.data, b.data, "each frame is a new image");
+  assert.deepEqual([a.width, a.height], [320, 200]);
+});
+
+Deno.test("plot: matrix chart draws its cells with the colormap and checks its size", async () => {
+  const img = await matrixChart({
+    values: [0, 1, 1, 0, 0.5, 0.5],
+    rows: 2,
+    cols: 3,
+    rowLabels: ["100", "200"],
+    title: "accuracy",
+    xLabel: "position",
+    yLabel: "iteration",
+    colorbarLabel: "accuracy",
+    min: 0,
+    max: 1,
+  });
+  assert.ok(countColor(img, colorAt("viridis", 1), 2) > 2 * 30 * 30, "two cells at the top of the scale");
+  assert.ok(countColor(img, colorAt("viridis", 0), 2) > 2 * 30 * 30, "two cells at the bottom of the scale");
+  assert.ok(countColor(img, colorAt("viridis", 0.5), 2) > 2 * 30 * 30, "two cells in the middle");
+  assert.ok(inked(img) > 6 * 30 * 30);
+  await assert.rejects(() => matrixChart({ values: [1, 2, 3], rows: 2, cols: 2 }), /2x2 needs 4 values/);
 });

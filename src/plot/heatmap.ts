@@ -14,7 +14,6 @@ import { colormapIndex, colormapLut, type ColormapName } from "./colormap.ts";
 import { scaleLinear } from "d3-scale";
 import {
   blend,
-  blit,
   createImage,
   grid,
   hstack,
@@ -22,6 +21,7 @@ import {
   resize,
   type Rgba,
   type RgbaImage,
+  sameSize,
   vstack,
 } from "./image.ts";
 import { escapeXml, FONT_FAMILY, renderSvg, textWidth } from "./render.ts";
@@ -247,15 +247,7 @@ export async function heatmapFrames(
     out.push(grid([img], 1, { pad: opts.pad ?? 4 }));
   }
   // Titles of different lengths can give different widths: pad every frame to the largest.
-  const W = Math.max(...out.map((f) => f.width)), H = Math.max(...out.map((f) => f.height));
-  return out.map((f) => (f.width === W && f.height === H ? f : padTo(f, W, H)));
-}
-
-/** `img` centred on a white `W`×`H` canvas. */
-function padTo(img: RgbaImage, W: number, H: number): RgbaImage {
-  const out = createImage(W, H);
-  blit(out, img, Math.floor((W - img.width) / 2), Math.floor((H - img.height) / 2));
-  return out;
+  return sameSize(out);
 }
 
 /** Options of {@link heatmapGrid}. */

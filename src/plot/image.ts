@@ -1,7 +1,7 @@
 /**
  * RGBA images on the host and the pixel operations the plots need: blank canvases, nearest and
- * bilinear resizing, rows, columns and grids of images, alpha blending, and conversion of float
- * tensors (an input image, in HWC or CHW layout) to displayable pixels.
+ * bilinear resizing, rows, columns and grids of images, padding to a common size, alpha blending,
+ * and conversion of float tensors (an input image, in HWC or CHW layout) to displayable pixels.
  *
  * Everything here is synchronous and pure (no text, no I/O); text goes through
  * {@link import("./render.ts")}.
@@ -178,6 +178,20 @@ export function hstack(images: RgbaImage[], opts: LayoutOptions = {}): RgbaImage
 /** Images one above the other, top to bottom, horizontally centred. */
 export function vstack(images: RgbaImage[], opts: LayoutOptions = {}): RgbaImage {
   return grid(images, 1, opts);
+}
+
+/** `img` centred on a white `W`×`H` canvas (`img` itself when it already has that size). */
+export function padTo(img: RgbaImage, W: number, H: number): RgbaImage {
+  if (img.width === W && img.height === H) return img;
+  const out = createImage(W, H);
+  blit(out, img, Math.floor((W - img.width) / 2), Math.floor((H - img.height) / 2));
+  return out;
+}
+
+/** Pads every frame to the largest width and height among them (frames of a GIF must all have the same size). */
+export function sameSize(frames: RgbaImage[]): RgbaImage[] {
+  const W = Math.max(...frames.map((f) => f.width)), H = Math.max(...frames.map((f) => f.height));
+  return frames.map((f) => padTo(f, W, H));
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Plots for the analysis scripts, written as PNG and GIF files: line, scatter and bar charts with
- * axes and legends, small multiples, heatmaps with colormaps and colour bars, attention overlays on
- * images, and animated GIFs of per-tick frames.
+ * axes and legends, small multiples, heatmaps with colormaps and colour bars, matrices with axes,
+ * attention overlays on images, and animated GIFs of per-tick frames (with a chart cursor that
+ * follows the tick).
  *
  * Charts are SVG rasterised by `@resvg/resvg-wasm` with the DejaVu Sans font from the
  * `dejavu-fonts-ttf` package (no system fonts or native binaries); PNGs are encoded by `fast-png`,
@@ -23,3 +24,5 @@ export * from "./gif.ts";
 export * from "./render.ts";
 export * from "./chart.ts";
 export * from "./heatmap.ts";
+export * from "./matrix.ts";
+export * from "./frames.ts";

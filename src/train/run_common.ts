@@ -8,7 +8,8 @@ import { NoAdapterError } from "../gpu/device.ts";
 import type { LrTarget } from "../optim/optimizer.ts";
 import { LinearWarmupLR, type LRScheduler, WarmupCosineLR, WarmupMultiStepLR } from "../optim/schedulers.ts";
 import { CliError } from "../util/cli.ts";
-import { diffConfig, type LoadedCheckpoint } from "./checkpoint.ts";
+import { join, stringifyYaml, writeFileAtomic } from "../util/std.ts";
+import { diffConfig, latestCheckpoint, type LoadedCheckpoint } from "./checkpoint.ts";
 
 /** The reference's schedule flags (the same names in every trainer). */
 export interface ScheduleFlags {
@@ -79,6 +80,28 @@ export function reportConfigDiff(current: unknown, log: (m: string) => void): (c
     const diff = diffConfig(strip(ck.config), strip(current));
     if (diff.length) log(`note: settings differ from the checkpoint's: ${diff.join(", ")}`);
   };
+}
+
+/**
+ * Creates the run's log directory and writes `args.yaml`; says when `--reload` finds nothing to
+ * resume, and warns when a fresh run is about to overwrite earlier checkpoints.
+ */
+export async function prepareLogDir(
+  dir: string,
+  config: unknown,
+  resume: boolean | "modelOnly" | undefined,
+  log: (m: string) => void,
+): Promise<void> {
+  const existing = await latestCheckpoint(dir);
+  if (resume && !existing) log(`no checkpoint in ${dir} to reload: starting a fresh run`);
+  if (!resume && existing) {
+    log(
+      `warning: ${dir} already holds checkpoints (up to ${existing.iteration}); this fresh run ` +
+        `overwrites them as it goes (use --reload to resume instead)`,
+    );
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, "args.yaml"), stringifyYaml(config));
 }
 
 /** Formats a fraction as a percentage with two decimals. */

@@ -15,11 +15,10 @@
 import "../../src/ops/setup.ts";
 import { initGpu, NoAdapterError } from "../../src/gpu/device.ts";
 import { presetTransform } from "../../src/data/transforms.ts";
-import { imageFromFloats, type RgbaImage, writeGif, writePng } from "../../src/plot/mod.ts";
+import { evenlySpaced, imageFromFloats, type RgbaImage, writeGif, writePng } from "../../src/plot/mod.ts";
 import { type CheckpointInfo, readCheckpointMeta } from "../../src/train/checkpoint.ts";
 import { CliError, type CliSpec, defineCli, type FlagSpecs, parseCli } from "../../src/util/cli.ts";
 import { ensureDir, join, writeFileAtomic } from "../../src/util/std.ts";
-import { evenlySpaced } from "../parity/plots.ts";
 import {
   evaluateTestBatches,
   ImageAnalysisError,

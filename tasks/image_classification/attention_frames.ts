@@ -6,6 +6,7 @@
  * a cursor at the current tick.
  */
 import {
+  chartWithCursor,
   colorbar,
   escapeXml,
   FONT_FAMILY,
@@ -15,12 +16,12 @@ import {
   overlayHeatmap,
   renderSvg,
   type RgbaImage,
+  sameSize,
   textImage,
   textWidth,
   upscale,
   vstack,
 } from "../../src/plot/mod.ts";
-import { chartWithCursor, sameSize } from "../parity/plots.ts";
 import { tickMarks } from "./analysis_plots.ts";
 
 /** Everything the frames of one image show. */

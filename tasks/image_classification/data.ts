@@ -101,7 +101,7 @@ export interface ImageData {
   describe: string;
   /** The training batches from step `start` on. */
   trainStream(start: number): TrainStream;
-  /** `n_test_batches` training batches with the test transform (evaluation in training mode). */
+  /** `n_test_batches` training batches with the test transform (evaluation in training mode; with 0, as many as the test split has). */
   evalTrainBatches(iteration: number): AsyncIterable<Batch>;
   /** The first `n_test_batches` test batches (all of them with 0), in order. */
   testBatches(): AsyncIterable<Batch>;
@@ -152,7 +152,9 @@ export function openImageData(c: ImageConfig): Promise<ImageData> {
     describe: `${train.name} at ${root}: ${train.length} train / ${test.length} test images, ` +
       `${train.classes.length} classes, ${channels}×${side}×${side}, ${workers} workers`,
     trainStream: (start) => new TrainStream(trainLoader, start, c.prefetch),
-    evalTrainBatches: (iteration) => firstBatches(evalTrain, 1_000_000 + iteration, c.n_test_batches),
+    // With n_test_batches 0 (whole test split), as many training batches as the test split has.
+    evalTrainBatches: (iteration) =>
+      firstBatches(evalTrain, 1_000_000 + iteration, c.n_test_batches || testLoader.batchesPerEpoch),
     testBatches: () => firstBatches(testLoader, 0, c.n_test_batches),
     close: () => {
       trainLoader.close();

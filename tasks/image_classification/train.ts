@@ -15,19 +15,19 @@ import { reshape } from "../../src/ops/views.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { noGrad } from "../../src/tensor/autograd.ts";
 import { tidy } from "../../src/tensor/scope.ts";
-import { latestCheckpoint } from "../../src/train/checkpoint.ts";
 import { classificationAccuracy, imageClassificationLoss } from "../../src/train/losses.ts";
 import { train, type TrainResult } from "../../src/train/loop.ts";
 import { GpuMetrics, type Histories, type MetricValues } from "../../src/train/metrics.ts";
 import {
   defaultLog,
   pct,
+  prepareLogDir,
   reportConfigDiff,
   runCommand,
   scheduleFromFlags,
 } from "../../src/train/run_common.ts";
 import { formatValues, parseCli } from "../../src/util/cli.ts";
-import { join, stringifyYaml, writeFileAtomic } from "../../src/util/std.ts";
+import { join, writeFileAtomic } from "../../src/util/std.ts";
 import {
   defaultImageConfig,
   imageCli,
@@ -152,15 +152,7 @@ export async function runImages(
     `data: ${data.describe}; model: ${c.model.toUpperCase()} (${c.backbone_type}), ${parameterCount} parameters`,
   );
   log(`config: ${formatValues(imageCli(c.dataset as ImageDatasetName), c)}`);
-  const existing = await latestCheckpoint(c.log_dir);
-  if (resume && !existing) log(`no checkpoint in ${c.log_dir} to reload: starting a fresh run`);
-  if (!resume && existing) {
-    log(
-      `warning: ${c.log_dir} already holds checkpoints (up to ${existing.iteration}); use --reload to resume`,
-    );
-  }
-  await Deno.mkdir(c.log_dir, { recursive: true });
-  await writeFileAtomic(join(c.log_dir, "args.yaml"), stringifyYaml(c));
+  await prepareLogDir(c.log_dir, c, resume, log);
   const metricsFile = (histories: Histories, iteration: number): ImageMetricsFile => ({
     format: "ctm-image-metrics",
     version: 1,

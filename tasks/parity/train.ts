@@ -25,19 +25,19 @@ import { AdamW } from "../../src/optim/adamw.ts";
 import { QuantileClip } from "../../src/optim/clip.ts";
 import { noGrad } from "../../src/tensor/autograd.ts";
 import { tidy } from "../../src/tensor/scope.ts";
-import { latestCheckpoint } from "../../src/train/checkpoint.ts";
 import { parityAccuracy, parityLoss } from "../../src/train/losses.ts";
 import { train, type TrainResult } from "../../src/train/loop.ts";
 import { GpuMetrics, type Histories, type History, type MetricValues } from "../../src/train/metrics.ts";
 import {
   defaultLog,
   pct,
+  prepareLogDir,
   reportConfigDiff,
   runCommand,
   scheduleFromFlags,
 } from "../../src/train/run_common.ts";
 import { formatValues, parseCli } from "../../src/util/cli.ts";
-import { join, stringifyYaml, writeFileAtomic } from "../../src/util/std.ts";
+import { join, writeFileAtomic } from "../../src/util/std.ts";
 import {
   ctmOptionsFor,
   lstmOptionsFor,
@@ -206,16 +206,7 @@ export async function runParity(
   );
   log(`config: ${formatValues(parityCli, c)}`);
 
-  const existing = await latestCheckpoint(c.log_dir);
-  if (resume && !existing) log(`no checkpoint in ${c.log_dir} to reload: starting a fresh run`);
-  if (!resume && existing) {
-    log(
-      `warning: ${c.log_dir} already holds checkpoints (up to ${existing.iteration}); this fresh run ` +
-        `overwrites them as it goes (use --reload to resume instead)`,
-    );
-  }
-  await Deno.mkdir(c.log_dir, { recursive: true });
-  await writeFileAtomic(join(c.log_dir, "args.yaml"), stringifyYaml(c));
+  await prepareLogDir(c.log_dir, c, resume, log);
   const metricsPath = join(c.log_dir, "metrics.json");
   const writeMetrics = async (histories: Histories, iteration: number) => {
     const m = parityMetricsFile(c, histories, iteration, parameterCount);
