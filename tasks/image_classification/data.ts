@@ -50,7 +50,6 @@ export class TrainStream {
   readonly #queue: Promise<Batch>[] = [];
   #order: { epoch: number; order: Int32Array } | null = null;
   #next: number;
-  #step: number;
 
   /** Serves steps `start`, `start + 1`, … */
   constructor(loader: ImageLoader, start: number, ahead: number) {
@@ -63,7 +62,7 @@ export class TrainStream {
       );
     }
     this.#ahead = Math.max(1, ahead);
-    this.#next = this.#step = start;
+    this.#next = start;
   }
 
   #request(step: number): Promise<Batch> {
@@ -78,7 +77,6 @@ export class TrainStream {
   /** The batch of the next step. */
   next(): Promise<Batch> {
     while (this.#queue.length < this.#ahead) this.#queue.push(this.#request(this.#next++));
-    this.#step++;
     return this.#queue.shift()!;
   }
 
