@@ -15,6 +15,7 @@ import type { CtmOptions } from "../../src/models/ctm.ts";
 import type { LstmBaselineOptions } from "../../src/models/lstm.ts";
 import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../../src/models/synchronisation.ts";
 import { defineCli, type FlagSpecs, type FlagValues } from "../../src/util/cli.ts";
+import { ctmOptionsFromFlags, lstmOptionsFromFlags } from "../../src/train/model_flags.ts";
 
 /** Datasets the trainer reads, with their classes. */
 export const IMAGE_DATASETS = {
@@ -323,39 +324,13 @@ export function validateImageConfig(c: ImageConfig): string[] {
 
 /** The CTM's options for a config with `classes` outputs. */
 export function ctmOptionsFor(c: ImageConfig, classes: number): CtmOptions {
-  return {
-    iterations: c.iterations,
-    dModel: c.d_model,
-    dInput: c.d_input,
-    heads: c.heads,
-    nSynchOut: c.n_synch_out,
-    nSynchAction: c.n_synch_action,
-    synapseDepth: c.synapse_depth,
-    memoryLength: c.memory_length,
-    deepNlms: c.deep_memory,
-    memoryHiddenDims: c.memory_hidden_dims,
-    doLayernormNlm: c.do_normalisation,
-    backboneType: c.backbone_type,
-    positionalEmbeddingType: c.positional_embedding_type,
+  return ctmOptionsFromFlags(c, {
     outDims: classes,
-    dropout: c.dropout,
     dropoutNlm: c.dropout_nlm === -1 ? null : c.dropout_nlm,
-    neuronSelectType: c.neuron_select_type as NeuronSelectType,
-    nRandomPairingSelf: c.n_random_pairing_self,
-  };
+  });
 }
 
 /** The LSTM baseline's options for a config with `classes` outputs. */
 export function lstmOptionsFor(c: ImageConfig, classes: number): LstmBaselineOptions {
-  return {
-    iterations: c.iterations,
-    dModel: c.d_model,
-    dInput: c.d_input,
-    heads: c.heads,
-    backboneType: c.backbone_type,
-    numLayers: c.num_layers,
-    positionalEmbeddingType: c.positional_embedding_type,
-    outDims: classes,
-    dropout: c.dropout,
-  };
+  return lstmOptionsFromFlags(c, { outDims: classes });
 }

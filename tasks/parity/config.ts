@@ -12,6 +12,7 @@ import { VALID_BACKBONE_TYPES, VALID_POSITIONAL_EMBEDDING_TYPES } from "../../sr
 import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../../src/models/synchronisation.ts";
 import { defineCli, type FlagValues } from "../../src/util/cli.ts";
 import { parseMilestones } from "../../src/train/run_common.ts";
+import { ctmOptionsFromFlags, lstmOptionsFromFlags } from "../../src/train/model_flags.ts";
 import { checkParityLength } from "./data.ts";
 
 /** Backbones the parity task can use (the input is a ±1 sequence, embedded per position). */
@@ -385,43 +386,13 @@ export function resolveParityConfig(partial: Partial<ParityConfig> = {}): Parity
 /** The CTM's constructor options for a parity config: out_dims 2L, prediction_reshaper [L, 2]. */
 export function ctmOptionsFor(c: ParityConfig): CtmOptions {
   const L = c.parity_sequence_length;
-  return {
-    iterations: c.iterations,
-    dModel: c.d_model,
-    dInput: c.d_input,
-    heads: c.heads,
-    nSynchOut: c.n_synch_out,
-    nSynchAction: c.n_synch_action,
-    synapseDepth: c.synapse_depth,
-    memoryLength: c.memory_length,
-    deepNlms: c.deep_memory,
-    memoryHiddenDims: c.memory_hidden_dims,
-    doLayernormNlm: c.do_normalisation,
-    backboneType: c.backbone_type,
-    positionalEmbeddingType: c.positional_embedding_type,
-    outDims: 2 * L,
-    predictionReshaper: [L, 2],
-    dropout: c.dropout,
-    neuronSelectType: c.neuron_select_type as NeuronSelectType,
-    nRandomPairingSelf: c.n_random_pairing_self,
-  };
+  return ctmOptionsFromFlags(c, { outDims: 2 * L, predictionReshaper: [L, 2] });
 }
 
 /** The LSTM baseline's options for a parity config. */
 export function lstmOptionsFor(c: ParityConfig): LstmBaselineOptions {
   const L = c.parity_sequence_length;
-  return {
-    iterations: c.iterations,
-    dModel: c.d_model,
-    dInput: c.d_input,
-    heads: c.heads,
-    backboneType: c.backbone_type,
-    numLayers: c.num_layers,
-    positionalEmbeddingType: c.positional_embedding_type,
-    outDims: 2 * L,
-    predictionReshaper: [L, 2],
-    dropout: c.dropout,
-  };
+  return lstmOptionsFromFlags(c, { outDims: 2 * L, predictionReshaper: [L, 2] });
 }
 
 /** Whether the loss picks the most certain tick (always for the CTM; LSTM only with the flag). */
