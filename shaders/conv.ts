@@ -14,6 +14,7 @@
  * Slice index z: forward `g·B + b`; data gradient `(g·B + b)·Hs + hi`; weight gradient `g`.
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
+import { tileProduct } from "./matmul.ts";
 
 /** Which GEMM operand a scalar source produces (tiled kernel). */
 export type ConvSource = "xcol" | "wT" | "dycol" | "wD" | "dyflat" | "xflat";
@@ -221,16 +222,7 @@ ${sourceFn(sb, "B")}`,
       Bs[bk * ${T}u + bn] = bv;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      let a = vec4f(As[kk * ${T}u + ty * 4u], As[kk * ${T}u + ty * 4u + 1u],
-                    As[kk * ${T}u + ty * 4u + 2u], As[kk * ${T}u + ty * 4u + 3u]);
-      let b = vec4f(Bs[kk * ${T}u + tx * 4u], Bs[kk * ${T}u + tx * 4u + 1u],
-                    Bs[kk * ${T}u + tx * 4u + 2u], Bs[kk * ${T}u + tx * 4u + 3u]);
-      acc[0] = fma(vec4f(a.x), b, acc[0]);
-      acc[1] = fma(vec4f(a.y), b, acc[1]);
-      acc[2] = fma(vec4f(a.z), b, acc[2]);
-      acc[3] = fma(vec4f(a.w), b, acc[3]);
-    }
+${tileProduct(T, BK)}
     workgroupBarrier();
   }
   ${sliceOff("so", "os")}

@@ -331,6 +331,23 @@ ${ACT_HELPERS}`,
 }
 
 /**
+ * WGSL of the tiled kernels' inner product: each thread accumulates a 4×4 block `acc` from the
+ * workgroup tiles `As`/`Bs` (`T` wide, `BK` deep). Shared by the matmul and conv tiled kernels.
+ */
+export function tileProduct(T: number, BK: number): string {
+  return `    for (var kk = 0u; kk < ${BK}u; kk++) {
+      let a = vec4f(As[kk * ${T}u + ty * 4u], As[kk * ${T}u + ty * 4u + 1u],
+                    As[kk * ${T}u + ty * 4u + 2u], As[kk * ${T}u + ty * 4u + 3u]);
+      let b = vec4f(Bs[kk * ${T}u + tx * 4u], Bs[kk * ${T}u + tx * 4u + 1u],
+                    Bs[kk * ${T}u + tx * 4u + 2u], Bs[kk * ${T}u + tx * 4u + 3u]);
+      acc[0] = fma(vec4f(a.x), b, acc[0]);
+      acc[1] = fma(vec4f(a.y), b, acc[1]);
+      acc[2] = fma(vec4f(a.z), b, acc[2]);
+      acc[3] = fma(vec4f(a.w), b, acc[3]);
+    }`;
+}
+
+/**
  * Shared-memory tiled matmul reading strided storage buffers (for real GPUs): 64×64 output tile
  * per 256-thread workgroup, 16-deep K steps, 4×4 outputs per thread, bounds-checked loads.
  * Same epilogue flags as {@link regblockSpec}. Grid: (ceil(N/64), ceil(M/64), slices in the chunk).
@@ -395,16 +412,7 @@ ${ACT_HELPERS}`,
       Bs[bk * ${TILE}u + bn] = bv;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      let a = vec4f(As[kk * ${TILE}u + ty * 4u], As[kk * ${TILE}u + ty * 4u + 1u],
-                    As[kk * ${TILE}u + ty * 4u + 2u], As[kk * ${TILE}u + ty * 4u + 3u]);
-      let b = vec4f(Bs[kk * ${TILE}u + tx * 4u], Bs[kk * ${TILE}u + tx * 4u + 1u],
-                    Bs[kk * ${TILE}u + tx * 4u + 2u], Bs[kk * ${TILE}u + tx * 4u + 3u]);
-      acc[0] = fma(vec4f(a.x), b, acc[0]);
-      acc[1] = fma(vec4f(a.y), b, acc[1]);
-      acc[2] = fma(vec4f(a.z), b, acc[2]);
-      acc[3] = fma(vec4f(a.w), b, acc[3]);
-    }
+${tileProduct(TILE, BK)}
     workgroupBarrier();
   }
   ${sliceOffset("so", "s", "os", nDims)}
