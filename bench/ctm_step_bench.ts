@@ -28,6 +28,7 @@ import { tidy } from "../src/tensor/scope.ts";
 import { parityLoss } from "../src/train/losses.ts";
 import { Rng } from "../src/util/rng.ts";
 import { parityBatchAt } from "../tasks/parity/data.ts";
+import { processCpuMs } from "./cpu_time.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -83,32 +84,6 @@ function step(): void {
   });
 }
 
-/**
- * Process CPU time (all threads, lavapipe's workers included) in ms: the sum of every thread's
- * run time in `/proc/self/task/<tid>/schedstat` (ns; exited threads are folded into the process
- * by the kernel only in `/proc/self/stat`, which counts 10 ms ticks, so that is the fallback).
- */
-function cpuMs(): number {
-  try {
-    let ns = 0;
-    for (const e of Deno.readDirSync("/proc/self/task")) {
-      try {
-        ns += Number(Deno.readTextFileSync(`/proc/self/task/${e.name}/schedstat`).split(" ")[0]);
-      } catch {
-        // thread exited meanwhile
-      }
-    }
-    return ns / 1e6;
-  } catch {
-    try {
-      const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-      return (Number(f[11]) + Number(f[12])) * 10;
-    } catch {
-      return NaN;
-    }
-  }
-}
-
 const rec = recorder();
 for (let i = 0; i < Number(args.warmup); i++) step();
 await rec.sync();
@@ -116,12 +91,12 @@ await rec.sync();
 const steps = Number(args.steps);
 for (let r = 0; r < Number(args.repeat); r++) {
   const s0 = rec.stats();
-  const t0 = performance.now(), c0 = cpuMs();
+  const t0 = performance.now(), c0 = processCpuMs();
   for (let i = 0; i < steps; i++) step();
   const s1 = rec.stats();
   await rec.sync();
   const ms = (performance.now() - t0) / steps;
-  const cpu = (cpuMs() - c0) / steps;
+  const cpu = (processCpuMs() - c0) / steps;
   console.log(
     `T=${T} B=${B}: ${ms.toFixed(1)} ms/step wall, ${cpu.toFixed(0)} ms CPU/step (÷2 cores: ${
       (cpu / 2).toFixed(1)
@@ -158,10 +133,10 @@ if (args.cost) {
   const names = stopFusedProfile();
   const measure = async (k: number) => {
     await rec.sync();
-    const c0 = cpuMs();
+    const c0 = processCpuMs();
     for (let i = 0; i < k; i++) step();
     await rec.sync();
-    return (cpuMs() - c0) / k;
+    return (processCpuMs() - c0) / k;
   };
   const K = 6;
   console.log(`\nfused kernels: CPU ms per step (${K} extra dispatches each, min of 2 A/B pairs)`);

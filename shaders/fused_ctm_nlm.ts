@@ -183,16 +183,28 @@ function hiddenGrads(c: CtmDims, js: number[], P: number[], v: (j: number, k: nu
 }
 
 /**
+ * Texels per row of the pending trace gradients' storage buffer `COUT` of {@link nlmBwdSpec}:
+ * D rounded up to 16 texels (256 bytes), so it copies into the `Cin` texture as is.
+ */
+export function pendingPitch(c: CtmDims): number {
+  return Math.ceil(c.D / 16) * 16;
+}
+
+/**
  * Neuron-level model backward for tick t on the critical path, invocation per (neuron, chunk of
  * row quads): recomputes the forward, reads dL/dz from `DZ` (`[D, Bp]` as vec4s over row
- * quads), stores dL/dA and dL/dG of the output GLU into layers 2t, 2t+1 of `DAG` (the weight
+ * quads), stores dL/dA and dL/dG of the output GLU into layers 2t, 2t+1 of the buffer `DAGB`
+ * (rows of {@link pendingPitch} texels; copied into the texture `DAG` after the last tick, the weight
  * gradients come later from them, see {@link nlmGradSpec}), writes dL/dpre_t into `Dpre` (layer
  * t) and shifts the pending trace gradients (`Cin` → `Cout`, rows k·Bq + rq for history index
- * t + k; `Cin` unread when `first`).
+ * t + k; `Cin` unread when `first`). `Cout` is a storage buffer with rows of {@link pendingPitch}
+ * texels, copied into the `Cin` texture before the next tick: on lavapipe a texel store costs
+ * several times a vec4 buffer store, and these M − 1 stores per row quad dominated the kernel
+ * (142 → 91 ms CPU per bench step), while texel loads stay the fast way to read them back.
  */
 export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
   const { O1, Bq, nChunks, CBq } = derived(c);
-  const M = c.M;
+  const M = c.M, pitch = pendingPitch(c);
   const P = range(RQ);
   const each = (fn: (p: number) => string) => P.map(fn).join(" ");
   const L: string[] = [];
@@ -213,8 +225,8 @@ export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
   for (const p of P) {
     L.push(
       `  if (ok${p}) {`,
-      `    textureStore(DAG, vec2u(n, rq${p}), 2u * P.t, dA_${p});`,
-      `    textureStore(DAG, vec2u(n, rq${p}), 2u * P.t + 1u, dG_${p});`,
+      `    DAGB[(2u * P.t * ${Bq}u + rq${p}) * ${pitch}u + n] = dA_${p};`,
+      `    DAGB[((2u * P.t + 1u) * ${Bq}u + rq${p}) * ${pitch}u + n] = dG_${p};`,
       `  }`,
     );
   }
@@ -240,7 +252,7 @@ export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
       L.push(`    textureStore(Dpre, vec2u(n, rq${p}), P.t, cin${M - 2} + dx${M - 1}_${p});`);
       for (let k = 0; k <= M - 2; k++) {
         const v = k >= 1 ? `cin${k - 1} + dx${k}_${p}` : `dx0_${p}`;
-        L.push(`    textureStore(Cout, vec2u(n, ${k * Bq}u + rq${p}), 0u, ${v});`);
+        L.push(`    COUT[(${k * Bq}u + rq${p}) * ${pitch}u + n] = ${v};`);
       }
     }
     L.push(`  }`);
@@ -249,13 +261,11 @@ export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
   return spec(
     "ctm nlm bwd",
     ["t", "first"],
-    [ro("DZ", "vec4<f32>")],
+    [ro("DZ", "vec4<f32>"), rw("COUT", "vec4<f32>"), rw("DAGB", "vec4<f32>")],
     [
       ...nlmTex(c),
       { name: "Cin", kind: "r" },
-      { name: "Cout", kind: "w" },
       { name: "Dpre", kind: "w" },
-      { name: "DAG", kind: "w" },
     ],
     L.join("\n  "),
   );

@@ -15,7 +15,14 @@ import {
   outerSpec,
   outerThreads,
 } from "../../shaders/fused_ctm_grads.ts";
-import { nlmBwdSpec, nlmGradBlocks, nlmGradSpec, nlmThreads } from "../../shaders/fused_ctm_nlm.ts";
+import {
+  nlmBwdSpec,
+  nlmGradBlocks,
+  nlmGradSpec,
+  nlmThreads,
+  pendingPitch,
+} from "../../shaders/fused_ctm_nlm.ts";
+import { recorder } from "../gpu/recorder.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { zeros } from "./creation.ts";
 import { sum } from "./reduce.ts";
@@ -59,8 +66,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const DSP = Tensor.empty([B, c.nh, Sa]);
   const Y = {
     Dpre: acquire(D, Bq, T),
-    C0: acquire(D, Bq * Math.max(M - 1, 1), 1),
-    C1: acquire(D, Bq * Math.max(M - 1, 1), 1),
+    C: acquire(D, Bq * Math.max(M - 1, 1), 1),
     DU: acquire(2 * Dq, B, T),
     DO: acquire(dq, B, T),
     DQ: acquire(dq, B, T),
@@ -98,17 +104,31 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     );
   asm(T);
   const nlmTex = [X.Pre, X.ST, X.W1, X.B1, ...(c.deep ? [X.W2, X.B2] : [])];
-  let cIn = Y.C0, cOut = Y.C1;
+  // Pending trace gradients: written to a buffer, copied into texture C for the next tick.
+  const pitch = pendingPitch(c), pendRows = Bq * Math.max(M - 1, 1);
+  const pend = Tensor.empty([pendRows * pitch * 4]), dag = Tensor.empty([2 * T * Bq * pitch * 4]);
+  const rec = recorder();
   for (let t = T - 1; t >= 0; t--) {
     const first = t === T - 1 ? 1 : 0;
-    run(nlmBwd, [DZ.buffer], [...nlmTex, cIn, cOut, Y.Dpre, Y.DAG], [t, first], nlmThreads(c));
-    [cIn, cOut] = [cOut, cIn];
+    run(nlmBwd, [DZ.buffer, pend.buffer, dag.buffer], [...nlmTex, Y.C, Y.Dpre], [t, first], nlmThreads(c));
+    if (M > 1) {
+      rec.copyToTexture(
+        { buffer: pend.buffer, offset: pend.offset * 4, bytesPerRow: pitch * 16, rowsPerImage: pendRows },
+        { texture: Y.C.tex },
+        [D, pendRows, 1],
+      );
+    }
     run(lnBwd, [], [X.U, X.Ln, Y.Dpre, X.Stats, Y.DU], [t], Bq);
     run(synBwd, [DZ.buffer], [Y.DU, X.Wn, Y.DO], [t], synBwdThreads(c, ...SYN_BWD));
     run(attnBwd, [DSP.buffer], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS], [t], B * c.nh);
     asm(t);
   }
-  // After the loop cIn holds the pending trace gradients of tick 0.
+  // After the loop C holds the pending trace gradients of tick 0.
+  rec.copyToTexture(
+    { buffer: dag.buffer, offset: dag.offset * 4, bytesPerRow: pitch * 16, rowsPerImage: Bq },
+    { texture: Y.DAG.tex },
+    [D, Bq, 2 * T],
+  );
   // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z], dWq' = Σ S_actᵀ·dq, biases.
   const gws = Tensor.empty([2 * D, d + D]), gbs = Tensor.empty([2 * D]);
   const gwq = Tensor.empty([Sa, d]), gbq = Tensor.empty([d]);
@@ -172,12 +192,12 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   }
   const gT = sum(gtp, 1);
   const gst = Tensor.empty([D, M]);
-  run(cached(`dst${key}`, () => dstSpec(c)), [gst.buffer], [cIn], [M > 1 ? 1 : 0], M * D);
+  run(cached(`dst${key}`, () => dstSpec(c)), [gst.buffer], [Y.C], [M > 1 ? 1 : 0], M * D);
   const dz2 = DZ.alias([D, Bp], [Bp, 1]);
   const gss = sum(dz2, 1);
   const grO = sum(DRO, 0), grA = sum(DRA, 0);
   const gt1 = gT.alias([1], [1], 0, true), gt2 = gT.alias([1], [1], 1, true);
-  for (const t of [g, dz2, DZ, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
+  for (const t of [g, dz2, DZ, pend, dag, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
   for (const t of Object.values(Y)) release(t);
   return [gk, gv, gwq, gbq, gws, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
 }

@@ -38,7 +38,7 @@ export function acquire(w: number, h: number, layers0: number): Tex {
   const tex = gpu().device.createTexture({
     size: [Math.max(w, 1), Math.max(h, 1), layers],
     format: "rgba32float",
-    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
   return { tex, view: tex.createView({ dimension: "2d-array" }), key };
 }
