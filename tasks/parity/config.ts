@@ -1,6 +1,7 @@
 /**
  * Flags of `deno task train:parity` (the reference's `tasks/parity/train.py` arguments, same
- * snake_case names and defaults), their cross-checks, and the mapping to the model options.
+ * snake_case names and defaults), their cross-checks, and the mapping to the model options. The
+ * flag table itself lives in `flags.ts` and is re-exported here.
  *
  * Flags are given as on the reference's command line (`--parity_sequence_length 16`,
  * `--no-deep_memory`); the kebab-case forms (`--parity-sequence-length`) are accepted too. A YAML
@@ -9,196 +10,19 @@
 import type { CtmOptions } from "../../src/models/ctm.ts";
 import type { LstmBaselineOptions } from "../../src/models/lstm.ts";
 import { VALID_BACKBONE_TYPES, VALID_POSITIONAL_EMBEDDING_TYPES } from "../../src/models/backbones.ts";
-import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../../src/models/synchronisation.ts";
+import type { NeuronSelectType } from "../../src/models/synchronisation.ts";
 import { defineCli, type FlagValues } from "../../src/util/cli.ts";
 import { parseMilestones } from "../../src/train/run_common.ts";
 import { ctmOptionsFromFlags, lstmOptionsFromFlags } from "../../src/train/model_flags.ts";
 import { checkParityLength } from "./data.ts";
+import {
+  PARITY_BACKBONES,
+  PARITY_FLAGS,
+  PARITY_POSITIONAL_EMBEDDINGS,
+  REFERENCE_TEST_SET_SIZE,
+} from "./flags.ts";
 
-/** Backbones the parity task can use (the input is a ±1 sequence, embedded per position). */
-export const PARITY_BACKBONES = ["parity_backbone"] as const;
-/** Positional embeddings available for parity (others are recognised but belong to images). */
-export const PARITY_POSITIONAL_EMBEDDINGS = ["custom-rotational-1d", "none"] as const;
-/** Size of the reference's test set (`ParityDataset(length=10000)`); used by `--full_eval`. */
-export const REFERENCE_TEST_SET_SIZE = 10000;
-
-/** The flags, in the order of the reference's argparse. */
-export const PARITY_FLAGS = {
-  // ------------------------------------------------------------ model
-  model_type: {
-    type: "string",
-    default: "ctm",
-    choices: ["ctm", "lstm"],
-    description: "Model: the CTM, or the LSTM baseline.",
-  },
-  parity_sequence_length: {
-    type: "int",
-    default: 64,
-    min: 1,
-    description: "Sequence length L (a perfect square: 4, 16, 64, …).",
-  },
-  d_model: { type: "int", default: 1024, min: 1, description: "D: neurons (CTM) or LSTM hidden width." },
-  d_input: { type: "int", default: 512, min: 1, description: "Attention width (divisible by heads)." },
-  synapse_depth: {
-    type: "int",
-    default: 1,
-    min: 1,
-    description: "CTM synapses: 1 = Linear+GLU+LayerNorm, > 1 = U-Net of this depth.",
-  },
-  heads: { type: "int", default: 8, min: 1, description: "Attention heads." },
-  n_synch_out: {
-    type: "int",
-    default: 32,
-    min: 1,
-    description: "CTM neurons in the output synchronisation.",
-  },
-  n_synch_action: {
-    type: "int",
-    default: 32,
-    min: 1,
-    description: "CTM neurons in the action synchronisation.",
-  },
-  neuron_select_type: {
-    type: "string",
-    default: "random",
-    choices: NEURON_SELECT_TYPES,
-    description: "CTM neuron pairing for synchronisation.",
-  },
-  n_random_pairing_self: {
-    type: "int",
-    default: 256,
-    min: 0,
-    description: "CTM self-pairs for random-pairing (unused by the other selections).",
-  },
-  iterations: { type: "int", default: 75, min: 1, description: "T: internal ticks." },
-  memory_length: { type: "int", default: 25, min: 1, description: "M: CTM pre-activation history length." },
-  deep_memory: {
-    type: "boolean",
-    default: true,
-    description: "CTM: two-layer neuron-level models (off: one layer).",
-  },
-  memory_hidden_dims: {
-    type: "int",
-    default: 16,
-    min: 1,
-    description: "H: hidden width of the deep neuron-level models.",
-  },
-  dropout: { type: "number", default: 0, min: 0, max: 0.999, description: "Dropout probability." },
-  do_normalisation: {
-    type: "boolean",
-    default: false,
-    description: "CTM: LayerNorm the history inside the neuron-level models.",
-  },
-  positional_embedding_type: {
-    type: "string",
-    default: "custom-rotational-1d",
-    description: `Positional embedding (${PARITY_POSITIONAL_EMBEDDINGS.join(", ")}).`,
-  },
-  backbone_type: {
-    type: "string",
-    default: "parity_backbone",
-    description: "Backbone (parity needs parity_backbone: an embedding of ±1).",
-  },
-  // ------------------------------------------------------------ LSTM
-  num_layers: { type: "int", default: 1, min: 1, description: "LSTM layers (LSTM only)." },
-  // ------------------------------------------------------------ training
-  batch_size: { type: "int", default: 64, min: 1, description: "Training batch size." },
-  batch_size_test: { type: "int", default: 256, min: 1, description: "Evaluation batch size." },
-  lr: { type: "number", default: 1e-4, min: 0, description: "AdamW learning rate." },
-  training_iterations: {
-    type: "int",
-    default: 50001,
-    min: 1,
-    description: "Training steps (iterations) of the whole run.",
-  },
-  warmup_steps: { type: "int", default: 0, min: 0, description: "Linear learning-rate warmup steps." },
-  use_scheduler: {
-    type: "boolean",
-    default: true,
-    description: "Use --scheduler_type (off: warmup, then a constant rate).",
-  },
-  scheduler_type: {
-    type: "string",
-    default: "multistep",
-    choices: ["multistep", "cosine"],
-    description: "Learning-rate schedule after the warmup.",
-  },
-  milestones: {
-    type: "string",
-    default: "8000,15000,20000",
-    description: "Multistep milestones (steps), comma- or space-separated.",
-  },
-  gamma: { type: "number", default: 0.1, min: 0, description: "Multistep decay factor." },
-  weight_decay: { type: "number", default: 0, min: 0, description: "AdamW decoupled weight decay." },
-  gradient_clipping: {
-    type: "number",
-    default: -1,
-    description: "Per-parameter quantile clipping (autoclip QuantileClip, history 1000) at this " +
-      "quantile in (0, 1]; -1 disables it.",
-  },
-  use_most_certain_with_lstm: {
-    type: "boolean",
-    default: false,
-    description: "LSTM: use the most certain tick in the loss (the CTM always does).",
-  },
-  // ------------------------------------------------------------ housekeeping
-  log_dir: {
-    type: "string",
-    default: "logs/parity",
-    description: "Directory of the checkpoints, metrics.json and args.yaml.",
-  },
-  dataset: { type: "string", default: "parity", choices: ["parity"], description: "Dataset (parity only)." },
-  save_every: {
-    type: "int",
-    default: 1000,
-    min: 0,
-    description: "Save a numbered checkpoint every this many steps (0: only at the end).",
-  },
-  seed: {
-    type: "int",
-    default: 42,
-    min: 0,
-    description: "Seed of the weights, the data and the test batches.",
-  },
-  reload: {
-    type: "boolean",
-    default: false,
-    description: "Resume from the highest complete checkpoint in log_dir (weights, optimizer, " +
-      "scheduler, clipper, RNG, histories).",
-  },
-  reload_model_only: {
-    type: "boolean",
-    default: false,
-    description: "Load only the weights of the highest checkpoint in log_dir and start at step 0.",
-  },
-  track_every: {
-    type: "int",
-    default: 1000,
-    min: 1,
-    description: "Evaluate on fresh test batches every this many steps (and at 0).",
-  },
-  n_test_batches: { type: "int", default: 20, min: 1, description: "Test batches per evaluation." },
-  full_eval: {
-    type: "boolean",
-    default: false,
-    description: `Evaluate on ${REFERENCE_TEST_SET_SIZE} test sequences (the reference's test set size) ` +
-      "instead of n_test_batches batches.",
-  },
-  // ------------------------------------------------------------ this port
-  log_every: {
-    type: "int",
-    default: 25,
-    min: 1,
-    description: "Read the training metrics back from the GPU every this many steps.",
-  },
-  keep_last: {
-    type: "int",
-    default: 0,
-    min: 0,
-    description: "Keep only the newest this many checkpoints (0: keep all).",
-  },
-  progress: { type: "boolean", default: true, description: "Show a progress bar." },
-} as const;
+export { PARITY_BACKBONES, PARITY_FLAGS, PARITY_POSITIONAL_EMBEDDINGS, REFERENCE_TEST_SET_SIZE };
 
 /** The command (for `--help` and parsing). */
 export const parityCli = defineCli({
