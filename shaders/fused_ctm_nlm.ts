@@ -21,8 +21,11 @@ import {
 
 /** Row quads per inner step of the NLM forward (each hoisted weight then serves RQ·4 rows). */
 export const NLM_RQ = 1;
-/** Row quads per inner step of the NLM backward (2: 25% faster than 1 on lavapipe; 4 compiles for minutes). */
-export const NLM_BWD_RQ = 2;
+/**
+ * Row quads per inner step of the NLM backward. 1 and 2 cost the same on lavapipe since the
+ * pending trace gradients moved to a storage buffer (2 was 25% faster before); 1 compiles faster.
+ */
+export const NLM_BWD_RQ = 1;
 
 /** Scalar expression of packed entry `r` of a weight texture loaded as `pre{r>>2}`. */
 const ent = (pre: string, r: number) => `${pre}${r >> 2}.${XYZW[r & 3]}`;
@@ -200,7 +203,7 @@ export function pendingPitch(c: CtmDims): number {
  * t + k; `Cin` unread when `first`). `Cout` is a storage buffer with rows of {@link pendingPitch}
  * texels, copied into the `Cin` texture before the next tick: on lavapipe a texel store costs
  * several times a vec4 buffer store, and these M − 1 stores per row quad dominated the kernel
- * (142 → 91 ms CPU per bench step), while texel loads stay the fast way to read them back.
+ * (142 → 91 ms CPU per bench step, 67 with `DAG` as a buffer too), while texel loads stay the fast way to read them back.
  */
 export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
   const { O1, Bq, nChunks, CBq } = derived(c);
