@@ -11,15 +11,9 @@ import "../src/ops/setup.ts";
 import { parseArgs } from "node:util";
 import { initGpu } from "../src/gpu/device.ts";
 import { recorder } from "../src/gpu/recorder.ts";
-import { Ctm } from "../src/models/ctm.ts";
-import { fromArray } from "../src/ops/creation.ts";
 import { _fusedInternals } from "../src/ops/fused_ctm.ts";
-import { AdamW } from "../src/optim/adamw.ts";
-import { tidy } from "../src/tensor/scope.ts";
-import { parityLoss } from "../src/train/losses.ts";
-import { Rng } from "../src/util/rng.ts";
-import { parityBatchAt } from "../tasks/parity/data.ts";
 import { processCpuMs } from "./cpu_time.ts";
+import { parityBench } from "./parity_step.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -33,36 +27,7 @@ const { values: args } = parseArgs({
 
 await initGpu();
 const T = Number(args.iterations), B = 64, L = 16;
-const ctm = new Ctm({
-  iterations: T,
-  dModel: 256,
-  dInput: 64,
-  heads: 4,
-  nSynchOut: 32,
-  nSynchAction: 32,
-  synapseDepth: 1,
-  memoryLength: 16,
-  deepNlms: true,
-  memoryHiddenDims: 16,
-  backboneType: "parity_backbone",
-  positionalEmbeddingType: "custom-rotational-1d",
-  outDims: 2 * L,
-  predictionReshaper: [L, 2],
-  neuronSelectType: "random-pairing",
-  rng: new Rng(1),
-});
-tidy(() => void ctm.forward(fromArray(new Float32Array(B * L).fill(1), [B, L])));
-const opt = new AdamW(ctm.parameters(), { lr: 1e-4, weightDecay: 0 });
-let stepNo = 0;
-function step(): void {
-  const batch = parityBatchAt(0, stepNo++, B, L);
-  tidy(() => {
-    const out = ctm.forward(fromArray(batch.x, [B, L]));
-    parityLoss(out.predictions, out.certainties, fromArray(batch.y, [B, L])).loss.backward();
-    opt.step();
-    opt.zeroGrad();
-  });
-}
+const { ctm, step } = parityBench(T, B, L);
 const rec = recorder();
 async function measure(n: number): Promise<number> {
   await rec.sync();

@@ -6,6 +6,7 @@
  * The reference's `--device`, `--use_amp` and `--do_compile` have no counterpart here (one WebGPU
  * device, f32 training, kernels compiled on first use) and are not accepted.
  */
+import { sharedFlags } from "../../src/train/shared_flags.ts";
 import {
   EXTRA_BACKBONE_TYPES,
   VALID_BACKBONE_TYPES,
@@ -13,7 +14,7 @@ import {
 } from "../../src/models/backbones.ts";
 import type { CtmOptions } from "../../src/models/ctm.ts";
 import type { LstmBaselineOptions } from "../../src/models/lstm.ts";
-import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../../src/models/synchronisation.ts";
+import type { NeuronSelectType } from "../../src/models/synchronisation.ts";
 import { defineCli, type FlagSpecs, type FlagValues } from "../../src/util/cli.ts";
 import { ctmOptionsFromFlags, lstmOptionsFromFlags } from "../../src/train/model_flags.ts";
 
@@ -41,15 +42,15 @@ export function imageFlags(dataset: ImageDatasetName) {
     // ------------------------------------------------------------ model
     model: { type: "string", default: "ctm", choices: ["ctm", "lstm", "ff"], description: "Model." },
     d_model: { type: "int", default: 512, min: 1, description: "D: neurons (CTM), hidden width (LSTM, FF)." },
-    dropout: { type: "number", default: 0, min: 0, max: 0.999, description: "Dropout probability." },
+    dropout: sharedFlags.dropout(0),
     backbone_type: {
       type: "string",
       default: "resnet18-4",
       description: "Backbone: resnet{18,34,50,101,152}-{1..4}, shallow-wide, or mnist (two conv blocks).",
     },
-    d_input: { type: "int", default: 128, min: 1, description: "Attention width (divisible by heads)." },
-    heads: { type: "int", default: 4, min: 1, description: "Attention heads." },
-    iterations: { type: "int", default: 75, min: 1, description: "T: internal ticks." },
+    d_input: sharedFlags.d_input(128),
+    heads: sharedFlags.heads(4),
+    iterations: sharedFlags.iterations(75),
     positional_embedding_type: {
       type: "string",
       default: "none",
@@ -57,37 +58,17 @@ export function imageFlags(dataset: ImageDatasetName) {
       description: "Positional embedding added to the backbone features.",
     },
     // ------------------------------------------------------------ CTM
-    synapse_depth: {
-      type: "int",
-      default: 4,
-      min: 1,
-      description: "CTM synapses: 1 = Linear+GLU+LayerNorm, > 1 = U-Net of this depth.",
-    },
-    n_synch_out: {
-      type: "int",
-      default: 512,
-      min: 1,
-      description: "CTM neurons in the output synchronisation.",
-    },
-    n_synch_action: {
-      type: "int",
-      default: 512,
-      min: 1,
-      description: "CTM neurons in the action synchronisation.",
-    },
-    neuron_select_type: {
-      type: "string",
-      default: "random-pairing",
-      choices: NEURON_SELECT_TYPES,
-      description: "CTM neuron pairing for synchronisation.",
-    },
+    synapse_depth: sharedFlags.synapse_depth(4),
+    n_synch_out: sharedFlags.n_synch_out(512),
+    n_synch_action: sharedFlags.n_synch_action(512),
+    neuron_select_type: sharedFlags.neuron_select_type("random-pairing"),
     n_random_pairing_self: {
       type: "int",
       default: 0,
       min: 0,
       description: "CTM self-pairs for random-pairing.",
     },
-    memory_length: { type: "int", default: 25, min: 1, description: "M: CTM pre-activation history length." },
+    memory_length: sharedFlags.memory_length(25),
     deep_memory: { type: "boolean", default: true, description: "CTM: two-layer neuron-level models." },
     memory_hidden_dims: { type: "int", default: 4, min: 1, description: "H: hidden width of deep NLMs." },
     dropout_nlm: {
@@ -95,37 +76,20 @@ export function imageFlags(dataset: ImageDatasetName) {
       default: -1,
       description: "Dropout in the neuron-level models (-1: the same as --dropout, the reference's None).",
     },
-    do_normalisation: {
-      type: "boolean",
-      default: false,
-      description: "CTM: LayerNorm the history inside the neuron-level models.",
-    },
+    do_normalisation: sharedFlags.do_normalisation(false),
     // ------------------------------------------------------------ LSTM
     num_layers: { type: "int", default: 2, min: 1, description: "LSTM layers." },
     // ------------------------------------------------------------ training
-    batch_size: { type: "int", default: 32, min: 1, description: "Training batch size." },
-    batch_size_test: { type: "int", default: 32, min: 1, description: "Evaluation batch size." },
-    lr: { type: "number", default: 1e-3, min: 0, description: "AdamW learning rate." },
+    batch_size: sharedFlags.batch_size(32),
+    batch_size_test: sharedFlags.batch_size_test(32),
+    lr: sharedFlags.lr(1e-3),
     training_iterations: { type: "int", default: 100001, min: 1, description: "Training steps of the run." },
-    warmup_steps: { type: "int", default: 5000, min: 0, description: "Linear learning-rate warmup steps." },
-    use_scheduler: {
-      type: "boolean",
-      default: true,
-      description: "Use --scheduler_type (off: warmup, then a constant rate).",
-    },
-    scheduler_type: {
-      type: "string",
-      default: "cosine",
-      choices: ["multistep", "cosine"],
-      description: "Learning-rate schedule after the warmup.",
-    },
-    milestones: {
-      type: "string",
-      default: "8000,15000,20000",
-      description: "Multistep milestones (steps), comma- or space-separated.",
-    },
-    gamma: { type: "number", default: 0.1, min: 0, description: "Multistep decay factor." },
-    weight_decay: { type: "number", default: 0, min: 0, description: "AdamW decoupled weight decay." },
+    warmup_steps: sharedFlags.warmup_steps(5000),
+    use_scheduler: sharedFlags.use_scheduler(true),
+    scheduler_type: sharedFlags.scheduler_type("cosine"),
+    milestones: sharedFlags.milestones("8000,15000,20000"),
+    gamma: sharedFlags.gamma(0.1),
+    weight_decay: sharedFlags.weight_decay(0),
     weight_decay_exclusion_list: {
       type: "string",
       default: "",
@@ -188,24 +152,14 @@ export function imageFlags(dataset: ImageDatasetName) {
       description: "Training augmentation (ImageNet: random resized crop + flip; CIFAR: its policy).",
     },
     prefetch: { type: "int", default: 4, min: 1, description: "Batches decoded ahead of the device." },
-    log_every: {
-      type: "int",
-      default: 25,
-      min: 1,
-      description: "Read training metrics every this many steps.",
-    },
-    keep_last: {
-      type: "int",
-      default: 0,
-      min: 0,
-      description: "Keep only the newest N checkpoints (0: all).",
-    },
+    log_every: sharedFlags.log_every(25),
+    keep_last: sharedFlags.keep_last(0),
     plot: {
       type: "boolean",
       default: true,
       description: "Write accuracies.png and losses.png at evaluations.",
     },
-    progress: { type: "boolean", default: true, description: "Show a progress bar." },
+    progress: sharedFlags.progress(true),
   } as const satisfies FlagSpecs;
 }
 

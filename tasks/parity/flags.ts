@@ -3,7 +3,7 @@
  * `tasks/parity/train.py`, with the same snake_case name, default and a help text, plus the
  * backbones and positional embeddings the parity task accepts.
  */
-import { NEURON_SELECT_TYPES } from "../../src/models/synchronisation.ts";
+import { sharedFlags } from "../../src/train/shared_flags.ts";
 
 /** Backbones the parity task can use (the input is a ±1 sequence, embedded per position). */
 export const PARITY_BACKBONES = ["parity_backbone"] as const;
@@ -28,40 +28,20 @@ export const PARITY_FLAGS = {
     description: "Sequence length L (a perfect square: 4, 16, 64, …).",
   },
   d_model: { type: "int", default: 1024, min: 1, description: "D: neurons (CTM) or LSTM hidden width." },
-  d_input: { type: "int", default: 512, min: 1, description: "Attention width (divisible by heads)." },
-  synapse_depth: {
-    type: "int",
-    default: 1,
-    min: 1,
-    description: "CTM synapses: 1 = Linear+GLU+LayerNorm, > 1 = U-Net of this depth.",
-  },
-  heads: { type: "int", default: 8, min: 1, description: "Attention heads." },
-  n_synch_out: {
-    type: "int",
-    default: 32,
-    min: 1,
-    description: "CTM neurons in the output synchronisation.",
-  },
-  n_synch_action: {
-    type: "int",
-    default: 32,
-    min: 1,
-    description: "CTM neurons in the action synchronisation.",
-  },
-  neuron_select_type: {
-    type: "string",
-    default: "random",
-    choices: NEURON_SELECT_TYPES,
-    description: "CTM neuron pairing for synchronisation.",
-  },
+  d_input: sharedFlags.d_input(512),
+  synapse_depth: sharedFlags.synapse_depth(1),
+  heads: sharedFlags.heads(8),
+  n_synch_out: sharedFlags.n_synch_out(32),
+  n_synch_action: sharedFlags.n_synch_action(32),
+  neuron_select_type: sharedFlags.neuron_select_type("random"),
   n_random_pairing_self: {
     type: "int",
     default: 256,
     min: 0,
     description: "CTM self-pairs for random-pairing (unused by the other selections).",
   },
-  iterations: { type: "int", default: 75, min: 1, description: "T: internal ticks." },
-  memory_length: { type: "int", default: 25, min: 1, description: "M: CTM pre-activation history length." },
+  iterations: sharedFlags.iterations(75),
+  memory_length: sharedFlags.memory_length(25),
   deep_memory: {
     type: "boolean",
     default: true,
@@ -73,12 +53,8 @@ export const PARITY_FLAGS = {
     min: 1,
     description: "H: hidden width of the deep neuron-level models.",
   },
-  dropout: { type: "number", default: 0, min: 0, max: 0.999, description: "Dropout probability." },
-  do_normalisation: {
-    type: "boolean",
-    default: false,
-    description: "CTM: LayerNorm the history inside the neuron-level models.",
-  },
+  dropout: sharedFlags.dropout(0),
+  do_normalisation: sharedFlags.do_normalisation(false),
   positional_embedding_type: {
     type: "string",
     default: "custom-rotational-1d",
@@ -92,34 +68,21 @@ export const PARITY_FLAGS = {
   // ------------------------------------------------------------ LSTM
   num_layers: { type: "int", default: 1, min: 1, description: "LSTM layers (LSTM only)." },
   // ------------------------------------------------------------ training
-  batch_size: { type: "int", default: 64, min: 1, description: "Training batch size." },
-  batch_size_test: { type: "int", default: 256, min: 1, description: "Evaluation batch size." },
-  lr: { type: "number", default: 1e-4, min: 0, description: "AdamW learning rate." },
+  batch_size: sharedFlags.batch_size(64),
+  batch_size_test: sharedFlags.batch_size_test(256),
+  lr: sharedFlags.lr(1e-4),
   training_iterations: {
     type: "int",
     default: 50001,
     min: 1,
     description: "Training steps (iterations) of the whole run.",
   },
-  warmup_steps: { type: "int", default: 0, min: 0, description: "Linear learning-rate warmup steps." },
-  use_scheduler: {
-    type: "boolean",
-    default: true,
-    description: "Use --scheduler_type (off: warmup, then a constant rate).",
-  },
-  scheduler_type: {
-    type: "string",
-    default: "multistep",
-    choices: ["multistep", "cosine"],
-    description: "Learning-rate schedule after the warmup.",
-  },
-  milestones: {
-    type: "string",
-    default: "8000,15000,20000",
-    description: "Multistep milestones (steps), comma- or space-separated.",
-  },
-  gamma: { type: "number", default: 0.1, min: 0, description: "Multistep decay factor." },
-  weight_decay: { type: "number", default: 0, min: 0, description: "AdamW decoupled weight decay." },
+  warmup_steps: sharedFlags.warmup_steps(0),
+  use_scheduler: sharedFlags.use_scheduler(true),
+  scheduler_type: sharedFlags.scheduler_type("multistep"),
+  milestones: sharedFlags.milestones("8000,15000,20000"),
+  gamma: sharedFlags.gamma(0.1),
+  weight_decay: sharedFlags.weight_decay(0),
   gradient_clipping: {
     type: "number",
     default: -1,
@@ -175,17 +138,7 @@ export const PARITY_FLAGS = {
       "instead of n_test_batches batches.",
   },
   // ------------------------------------------------------------ this port
-  log_every: {
-    type: "int",
-    default: 25,
-    min: 1,
-    description: "Read the training metrics back from the GPU every this many steps.",
-  },
-  keep_last: {
-    type: "int",
-    default: 0,
-    min: 0,
-    description: "Keep only the newest this many checkpoints (0: keep all).",
-  },
-  progress: { type: "boolean", default: true, description: "Show a progress bar." },
+  log_every: sharedFlags.log_every(25),
+  keep_last: sharedFlags.keep_last(0),
+  progress: sharedFlags.progress(true),
 } as const;
