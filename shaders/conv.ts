@@ -15,6 +15,7 @@
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
 import { tileProduct } from "./matmul.ts";
+import { EPILOGUE_PARAMS } from "./matmul_common.ts";
 
 /** Which GEMM operand a scalar source produces (tiled kernel). */
 export type ConvSource = "xcol" | "wT" | "dycol" | "wD" | "dyflat" | "xflat";
@@ -154,13 +155,7 @@ export const TILED_EXTRA: string[] = [
   "M",
   "N",
   "K",
-  "zBase",
-  "ooff",
-  "ors",
-  "ocs",
-  "boff",
-  "bcs",
-  "flags",
+  ...EPILOGUE_PARAMS,
   "d1",
   "d2",
   "os0",

@@ -19,7 +19,7 @@
  * the shared types/helpers (`matmul_common.ts`), so importers need only this file.
  */
 import type { KernelSpec } from "../src/gpu/kernel.ts";
-import { ACT_HELPERS, sliceOffset, sliceParams } from "./matmul_common.ts";
+import { ACT_HELPERS, EPILOGUE_PARAMS, sliceOffset, sliceParams } from "./matmul_common.ts";
 
 export { type Activation, ACTIVATIONS, MAX_SLICE_DIMS, type TexKernelSpec } from "./matmul_common.ts";
 export {
@@ -69,13 +69,7 @@ export function tiledSpec(nDims: number): KernelSpec {
       "boff2",
       "brs",
       "bcs2",
-      "zBase",
-      "ooff",
-      "ors",
-      "ocs",
-      "boff",
-      "bcs",
-      "flags",
+      ...EPILOGUE_PARAMS,
       "act",
       ...sliceParams(["as", "bs2", "os", "bs"], nDims),
     ],

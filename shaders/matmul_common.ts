@@ -54,3 +54,9 @@ export function sliceParams(prefixes: string[], nDims: number): string[] {
   for (const pre of prefixes) for (let d = 0; d < nDims; d++) p.push(`${pre}${d}`);
   return p;
 }
+
+/**
+ * Uniform parameters of the shared matmul/conv epilogue, in this order: batch slice base, output
+ * offset and row/column strides, bias offset and stride, flags (bias, accumulate).
+ */
+export const EPILOGUE_PARAMS: readonly string[] = ["zBase", "ooff", "ors", "ocs", "boff", "bcs", "flags"];

@@ -3,7 +3,13 @@
  * kernels that copy strided operand views into `rgba32float` texture arrays, and the
  * register-blocked kernel {@link regblockSpec} that multiplies them.
  */
-import { ACT_HELPERS, sliceOffset, sliceParams, type TexKernelSpec } from "./matmul_common.ts";
+import {
+  ACT_HELPERS,
+  EPILOGUE_PARAMS,
+  sliceOffset,
+  sliceParams,
+  type TexKernelSpec,
+} from "./matmul_common.ts";
 
 /** Workgroup width of the regblock kernel (one 8-lane SIMD batch in lavapipe). */
 export const RB_WG = 8;
@@ -226,13 +232,7 @@ export function regblockSpec(o: RegblockOpts): TexKernelSpec {
       "bsx",
       "bsy",
       "bStep",
-      "zBase",
-      "ooff",
-      "ors",
-      "ocs",
-      "boff",
-      "bcs",
-      "flags",
+      ...EPILOGUE_PARAMS,
       "act",
       ...sliceParams(["os", "bs"], nDims),
     ],
