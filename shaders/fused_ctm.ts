@@ -125,6 +125,15 @@ export function derived(c: CtmDims): CtmDerived {
   };
 }
 
+/**
+ * Texels per row of a staging buffer holding rows of `w` texels: rounded up to 16 (256 bytes, the
+ * row alignment of a buffer-to-texture copy). Element (x, y) of layer l with `h` rows per layer is
+ * at texel `(l·h + y)·rowPitch(w) + x`.
+ */
+export function rowPitch(w: number): number {
+  return Math.ceil(w / 16) * 16;
+}
+
 /** Workgroup width of all fused kernels (one 8-lane SIMD batch in lavapipe). */
 export const FWG = 8;
 

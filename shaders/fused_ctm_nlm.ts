@@ -13,6 +13,7 @@ import {
   range,
   ro,
   rowMask,
+  rowPitch,
   rw,
   spec,
   tl,
@@ -186,28 +187,20 @@ function hiddenGrads(c: CtmDims, js: number[], P: number[], v: (j: number, k: nu
 }
 
 /**
- * Texels per row of the pending trace gradients' storage buffer `COUT` of {@link nlmBwdSpec}:
- * D rounded up to 16 texels (256 bytes), so it copies into the `Cin` texture as is.
- */
-export function pendingPitch(c: CtmDims): number {
-  return Math.ceil(c.D / 16) * 16;
-}
-
-/**
  * Neuron-level model backward for tick t on the critical path, invocation per (neuron, chunk of
  * row quads): recomputes the forward, reads dL/dz from `DZ` (`[D, Bp]` as vec4s over row
  * quads), stores dL/dA and dL/dG of the output GLU into layers 2t, 2t+1 of the buffer `DAGB`
- * (rows of {@link pendingPitch} texels; copied into the texture `DAG` after the last tick, the weight
+ * (rows of `rowPitch(D)` texels; copied into the texture `DAG` after the last tick, the weight
  * gradients come later from them, see {@link nlmGradSpec}), writes dL/dpre_t into `Dpre` (layer
  * t) and shifts the pending trace gradients (`Cin` → `Cout`, rows k·Bq + rq for history index
- * t + k; `Cin` unread when `first`). `Cout` is a storage buffer with rows of {@link pendingPitch}
+ * t + k; `Cin` unread when `first`). `Cout` is a storage buffer with rows of `rowPitch(D)`
  * texels, copied into the `Cin` texture before the next tick: on lavapipe a texel store costs
  * several times a vec4 buffer store, and these M − 1 stores per row quad dominated the kernel
  * (142 → 91 ms CPU per bench step, 67 with `DAG` as a buffer too), while texel loads stay the fast way to read them back.
  */
 export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
   const { O1, Bq, nChunks, CBq } = derived(c);
-  const M = c.M, pitch = pendingPitch(c);
+  const M = c.M, pitch = rowPitch(c.D);
   const P = range(RQ);
   const each = (fn: (p: number) => string) => P.map(fn).join(" ");
   const L: string[] = [];

@@ -4,7 +4,7 @@
  * summed over all ticks in single passes (synapse and query outer products, biases, dK/dV,
  * LayerNorm affine, NLM weights, start trace).
  */
-import { type CtmDims, derived } from "../../shaders/fused_ctm.ts";
+import { type CtmDims, derived, rowPitch } from "../../shaders/fused_ctm.ts";
 import { attnBwdSpec, dzAsmSpec, lnBwdSpec, synBwdSpec, synBwdThreads } from "../../shaders/fused_ctm_bwd.ts";
 import {
   colSumSpec,
@@ -15,18 +15,11 @@ import {
   outerSpec,
   outerThreads,
 } from "../../shaders/fused_ctm_grads.ts";
-import {
-  nlmBwdSpec,
-  nlmGradBlocks,
-  nlmGradSpec,
-  nlmThreads,
-  pendingPitch,
-} from "../../shaders/fused_ctm_nlm.ts";
-import { recorder } from "../gpu/recorder.ts";
+import { nlmBwdSpec, nlmGradBlocks, nlmGradSpec, nlmThreads } from "../../shaders/fused_ctm_nlm.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { zeros } from "./creation.ts";
 import { sum } from "./reduce.ts";
-import { acquire, cached, release, run, type Tex } from "./fused_ctm_run.ts";
+import { acquire, cached, copyRowsToTexture, release, run, type Tex } from "./fused_ctm_run.ts";
 import { contiguous } from "./views.ts";
 
 /** Register block [rows, texels] of the per-tick synapse backward (rows a multiple of 4). */
@@ -105,30 +98,19 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   asm(T);
   const nlmTex = [X.Pre, X.ST, X.W1, X.B1, ...(c.deep ? [X.W2, X.B2] : [])];
   // Pending trace gradients: written to a buffer, copied into texture C for the next tick.
-  const pitch = pendingPitch(c), pendRows = Bq * Math.max(M - 1, 1);
+  const pitch = rowPitch(D), pendRows = Bq * Math.max(M - 1, 1);
   const pend = Tensor.empty([pendRows * pitch * 4]), dag = Tensor.empty([2 * T * Bq * pitch * 4]);
-  const rec = recorder();
   for (let t = T - 1; t >= 0; t--) {
     const first = t === T - 1 ? 1 : 0;
     run(nlmBwd, [DZ.buffer, pend.buffer, dag.buffer], [...nlmTex, Y.C, Y.Dpre], [t, first], nlmThreads(c));
-    if (M > 1) {
-      rec.copyToTexture(
-        { buffer: pend.buffer, offset: pend.offset * 4, bytesPerRow: pitch * 16, rowsPerImage: pendRows },
-        { texture: Y.C.tex },
-        [D, pendRows, 1],
-      );
-    }
+    if (M > 1) copyRowsToTexture(pend, Y.C, D, pendRows);
     run(lnBwd, [], [X.U, X.Ln, Y.Dpre, X.Stats, Y.DU], [t], Bq);
     run(synBwd, [DZ.buffer], [Y.DU, X.Wn, Y.DO], [t], synBwdThreads(c, ...SYN_BWD));
     run(attnBwd, [DSP.buffer], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS], [t], B * c.nh);
     asm(t);
   }
   // After the loop C holds the pending trace gradients of tick 0.
-  rec.copyToTexture(
-    { buffer: dag.buffer, offset: dag.offset * 4, bytesPerRow: pitch * 16, rowsPerImage: Bq },
-    { texture: Y.DAG.tex },
-    [D, Bq, 2 * T],
-  );
+  copyRowsToTexture(dag, Y.DAG, D, Bq, 0, 2 * T);
   // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z], dWq' = Σ S_actᵀ·dq, biases.
   const gws = Tensor.empty([2 * D, d + D]), gbs = Tensor.empty([2 * D]);
   const gwq = Tensor.empty([Sa, d]), gbq = Tensor.empty([d]);

@@ -3,7 +3,7 @@
  * textures, pipelines and bind groups for {@link FusedSpec}s (storage buffers then textures), a
  * launcher that records one dispatch, per-configuration spec caching and tensor→texture packing.
  */
-import { type FusedSpec, FWG, packSpec, setTextureReadMode } from "../../shaders/fused_ctm.ts";
+import { type FusedSpec, FWG, packSpec, rowPitch, setTextureReadMode } from "../../shaders/fused_ctm.ts";
 import { gpu } from "../gpu/device.ts";
 import { grid1d, wgsl } from "../gpu/kernel.ts";
 import { recorder } from "../gpu/recorder.ts";
@@ -269,6 +269,20 @@ export function packRows(
     rowOff: o.rowOff,
     div: o.div,
   });
+}
+
+/**
+ * Records a copy of a staging buffer (rows of {@link rowPitch}(w) texels, `h` rows per layer,
+ * `layers` layers) into layers `layer…layer+layers-1` of `out`. On lavapipe a kernel's texel stores
+ * cost several times its vec4 buffer stores, so kernels with many stores write a buffer and this
+ * copy moves it into the texture that later kernels load from.
+ */
+export function copyRowsToTexture(src: Tensor, out: Tex, w: number, h: number, layer = 0, layers = 1): void {
+  recorder().copyToTexture(
+    { buffer: src.buffer, offset: src.offset * 4, bytesPerRow: rowPitch(w) * 16, rowsPerImage: h },
+    { texture: out.tex, origin: [0, 0, layer] },
+    [w, h, layers],
+  );
 }
 
 /** Frees pooled textures, bind groups and placeholders. */
