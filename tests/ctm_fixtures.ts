@@ -3,7 +3,7 @@
  * inputs, building a model with perturbed weights and downloading them for the float64 reference
  * (`ctm_reference.ts`), float32-level closeness, and the reference's expected state dict.
  */
-import { assertClose, Rng } from "./helpers.ts";
+import { Rng } from "./helpers.ts";
 import { Ctm, type CtmOptions, type CtmOutput } from "../src/models/ctm.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { tidy } from "../src/tensor/scope.ts";
@@ -167,17 +167,7 @@ export function disposeOutput(o: CtmOutput): void {
   if (o.tracking) { for (const t of Object.values(o.tracking)) t.dispose(); }
 }
 
-/** Largest absolute value of `a` (0 when empty). */
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-/** float32-level agreement: |a − e| ≤ tol·max(1, max|e|) + tol·|e|. */
-export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, msg: string, tol = 1e-4): void {
-  assertClose(actual, expected, { atol: tol * Math.max(1, maxAbs(expected)), rtol: tol, msg });
-}
+export { close, maxAbs } from "./helpers.ts";
 
 /** The reference's state dict (names → shape, dtype) computed from the configuration alone. */
 export function expectedStateDict(

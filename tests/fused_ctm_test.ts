@@ -4,7 +4,7 @@
  * configurations `ctm_test.ts` does not run fused (see `CASES`); forward outputs, tracking and
  * every parameter gradient.
  */
-import { assertClose, gpuTest, Rng } from "./helpers.ts";
+import { assertClose, gpuTest, maxAbs, Rng } from "./helpers.ts";
 import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { mul } from "../src/ops/arith.ts";
@@ -88,12 +88,6 @@ const CASES: Case[] = [
 
 function input(B: number, L: number, rng: Rng): Tensor {
   return fromArray(Float32Array.from({ length: B * L }, () => (rng.next() < 0.5 ? -1 : 1)), [B, L]);
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }
 
 for (const c of CASES) {

@@ -158,6 +158,18 @@ export function assertClose(
   }
 }
 
+/** Largest absolute value of `a` (0 when empty). */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** float32-level agreement with a float64 reference: |a − e| ≤ tol·max(1, max|e|) + tol·|e|. */
+export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, msg: string, tol = 1e-4): void {
+  assertClose(actual, expected, { atol: tol * Math.max(1, maxAbs(expected)), rtol: tol, msg });
+}
+
 /** Asserts a shape. */
 export function assertShape(t: { shape: readonly number[] }, shape: readonly number[], msg = ""): void {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {

@@ -3,23 +3,12 @@
  * closeness against the float64 references, shape checks, and moving a module's weights to and
  * from the host as the references' float64 weight maps.
  */
-import { assertClose } from "./helpers.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { reshape } from "../src/ops/views.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import type { RefWeights } from "./lstm_reference.ts";
 
-/** Largest absolute value of `a` (0 when empty). */
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-/** float32-level agreement: |a − e| ≤ tol·max(1, max|e|) + tol·|e|. */
-export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, msg: string, tol = 1e-4): void {
-  assertClose(actual, expected, { atol: tol * Math.max(1, maxAbs(expected)), rtol: tol, msg });
-}
+export { close, maxAbs } from "./helpers.ts";
 
 const fmt = (s: readonly number[]) => `[${s.join(",")}]`;
 
