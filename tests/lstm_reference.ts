@@ -6,45 +6,12 @@
  * output projection, certainty). Weights come as maps keyed by the reference state-dict names.
  */
 import type { LstmBaselineOptions } from "../src/models/lstm.ts";
+import { layerNorm, linear } from "./ctm_reference_parts.ts";
 
 /** Weights by state-dict name, as float64. */
 export type RefWeights = Map<string, Float64Array>;
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
-/** y[r, o] = Σ_i x[r, i]·W[o, i] + b[o] (W is [out, in]). */
-function linear(
-  x: Float64Array,
-  rows: number,
-  inF: number,
-  W: Float64Array,
-  b: Float64Array | null,
-): Float64Array {
-  const outF = W.length / inF;
-  if (!Number.isInteger(outF)) throw new Error(`reference linear: ${W.length} weights for ${inF} inputs`);
-  const y = new Float64Array(rows * outF);
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outF; o++) {
-      let s = b ? b[o] : 0;
-      for (let i = 0; i < inF; i++) s += x[r * inF + i] * W[o * inF + i];
-      y[r * outF + o] = s;
-    }
-  }
-  return y;
-}
-
-/** LayerNorm of every row of width n (biased variance, eps 1e-5). */
-function layerNorm(x: Float64Array, n: number, g: Float64Array, b: Float64Array): Float64Array {
-  const y = new Float64Array(x.length);
-  for (let r = 0; r < x.length / n; r++) {
-    let mu = 0, v = 0;
-    for (let i = 0; i < n; i++) mu += x[r * n + i] / n;
-    for (let i = 0; i < n; i++) v += (x[r * n + i] - mu) ** 2 / n;
-    const inv = 1 / Math.sqrt(v + 1e-5);
-    for (let i = 0; i < n; i++) y[r * n + i] = (x[r * n + i] - mu) * inv * g[i] + b[i];
-  }
-  return y;
-}
 
 /**
  * One LSTM cell step for a batch: x [B, in], h, c [B, H] → [h', c'] with
