@@ -108,10 +108,10 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
   }
 
   /**
-   * Records one fused update kernel for `p`: binds `p`, its gradient and `extra` state tensors
-   * and passes `params` after the element count and offsets.
+   * The gradient of `p`, checked against it, as a contiguous tensor (a copy to dispose when the
+   * gradient itself is strided).
    */
-  protected launchUpdate(spec: KernelSpec, wg: number, p: Tensor, extra: Tensor[], params: number[]): void {
+  protected checkedGrad(p: Tensor): Tensor {
     const grad = p.grad!;
     if (grad.size !== p.size) {
       throw new Error(
@@ -119,7 +119,16 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
       );
     }
     if (!p.isContiguous) throw new Error(`${this.constructor.name}: parameters must be contiguous`);
-    const g = grad.isContiguous ? grad : contiguous(grad);
+    return grad.isContiguous ? grad : contiguous(grad);
+  }
+
+  /**
+   * Records one fused update kernel for `p`: binds `p`, its gradient and `extra` state tensors
+   * and passes `params` after the element count and offsets.
+   */
+  protected launchUpdate(spec: KernelSpec, wg: number, p: Tensor, extra: Tensor[], params: number[]): void {
+    const grad = p.grad!;
+    const g = this.checkedGrad(p);
     const offs = [p.offset, g.offset, ...extra.map((t) => t.offset)];
     launch(
       spec,
