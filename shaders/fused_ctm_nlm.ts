@@ -268,10 +268,11 @@ export function nlmBwdSpec(c: CtmDims, RQ = NLM_BWD_RQ): FusedSpec {
 }
 
 /**
- * Hidden units per block of {@link nlmGradSpec} (deep NLMs). 16 (one block for H = 16) runs
- * ~15% faster on lavapipe but its JIT compile takes ~40 s instead of ~2×15 s; 4 is 45% slower.
+ * Hidden units per block of {@link nlmGradSpec} (deep NLMs). On lavapipe one block of 16 (the
+ * bench's H = 16) costs ~10% less CPU than two of 8 and compiles ~3 s longer (once: Mesa caches
+ * it); blocks of 4 are 45% slower.
  */
-export const NLM_GRAD_JB = 8;
+export const NLM_GRAD_JB = 16;
 
 /** Blocks of hidden units of {@link nlmGradSpec}, one dispatch of D invocations each. */
 export function nlmGradBlocks(c: CtmDims): number {

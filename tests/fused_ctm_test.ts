@@ -36,7 +36,7 @@ const base: Omit<CtmOptions, "iterations" | "dModel" | "nSynchOut" | "nSynchActi
 // cover: shallow and deep NLMs, the three neuron selections, memory length 1, 2 and 3, one tick,
 // odd batches (3, 67), a batch of 67 split into two NLM row chunks with a one-quad tail, heads of
 // width 8, a hidden width that straddles texels (3) and one that needs two NLM-gradient blocks
-// (9), and eval mode with dropout configured (fused: dropout inactive).
+// (17), and eval mode with dropout configured (fused: dropout inactive).
 const CASES: Case[] = [
   {
     name: "shallow NLM, random-pairing, odd batch, eval mode with dropout",
@@ -53,12 +53,12 @@ const CASES: Case[] = [
     eval: true,
   },
   {
-    name: "one tick, memory length 1, first-last, 9 hidden",
+    name: "one tick, memory length 1, first-last, 17 hidden",
     cfg: {
       ...base,
       iterations: 1,
       memoryLength: 1,
-      memoryHiddenDims: 9,
+      memoryHiddenDims: 17,
       dModel: 12,
       nSynchOut: 3,
       nSynchAction: 2,
