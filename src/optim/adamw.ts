@@ -1,10 +1,9 @@
 /**
  * AdamW (decoupled weight decay, Loshchilov & Hutter) with PyTorch's defaults and arithmetic:
- * one fused kernel for up to eight parameters per dispatch, everything on the GPU, no host reads.
+ * one fused kernel per parameter per step, everything on the GPU, no host reads.
  */
 import { ADAMW_WG, adamwSpec } from "../../shaders/adamw.ts";
-import { gpu } from "../gpu/device.ts";
-import { f32bits, grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
+import { f32bits, type KernelSpec } from "../gpu/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type BaseHyper, Optimizer, type ParamGroup, type ParamGroupInput } from "./optimizer.ts";
 
@@ -18,19 +17,7 @@ export interface AdamWHyper extends BaseHyper {
   weightDecay: number;
 }
 
-const specs = new Map<number, KernelSpec>();
-
-/** Parameters per AdamW dispatch: four storage buffers each, at most 8. */
-function perDispatch(): number {
-  return Math.max(1, Math.min(8, Math.floor(gpu().limits.maxStorageBuffersPerShaderStage / 4)));
-}
-
-/** One parameter's update: its buffers and uniforms (see `ADAMW_FIELDS`). */
-interface Update {
-  buffers: GPUBuffer[];
-  uniforms: number[];
-  workgroups: number;
-}
+let spec: KernelSpec | null = null;
 
 /**
  * AdamW. Per parameter with a gradient, with t its update count:
@@ -64,62 +51,29 @@ export class AdamW extends Optimizer<AdamWHyper> {
     return ["exp_avg", "exp_avg_sq"];
   }
 
-  /** One AdamW update of every parameter that has a gradient (a few parameters per dispatch). */
+  /** One AdamW update of every parameter that has a gradient. */
   step(): void {
-    const updates: Update[] = [];
-    const temps: Tensor[] = [];
+    spec ??= adamwSpec();
     for (const g of this.paramGroups) {
       checkHyper(g);
       const [b1, b2] = g.betas;
       for (const p of g.params) {
         if (!p.grad) continue;
-        const grad = this.checkedGrad(p);
-        if (grad !== p.grad) temps.push(grad);
         const st = this.stateOf(p, g);
         st.step++;
         const t = st.step;
-        const m = st.tensors.get("exp_avg")!, v = st.tensors.get("exp_avg_sq")!;
-        const hyper = [1 - g.lr * g.weightDecay, 1 - b1, b2, 1 - b2, g.eps, g.lr / (1 - b1 ** t)];
-        hyper.push(Math.sqrt(1 - b2 ** t));
-        updates.push({
-          buffers: [p.buffer, grad.buffer, m.buffer, v.buffer],
-          uniforms: [p.size, 0, p.offset, grad.offset, m.offset, v.offset, ...hyper.map(f32bits)],
-          workgroups: Math.ceil(p.size / ADAMW_WG),
-        });
+        const bc1 = 1 - b1 ** t;
+        const bc2 = 1 - b2 ** t;
+        const params = [1 - g.lr * g.weightDecay, 1 - b1, b2, 1 - b2, g.eps, g.lr / bc1, Math.sqrt(bc2)];
+        this.launchUpdate(
+          spec,
+          ADAMW_WG,
+          p,
+          [st.tensors.get("exp_avg")!, st.tensors.get("exp_avg_sq")!],
+          params.map(f32bits),
+        );
       }
     }
-    const K = perDispatch();
-    let batch: Update[] = [];
-    const flush = () => {
-      if (!batch.length) return;
-      const n = batch.length;
-      let spec = specs.get(n);
-      if (!spec) specs.set(n, spec = adamwSpec(n));
-      let wg = 0;
-      const uniforms: number[] = [];
-      for (const u of batch) {
-        uniforms.push(u.uniforms[0], wg, ...u.uniforms.slice(2));
-        wg += u.workgroups;
-      }
-      launch(spec, batch.flatMap((u) => u.buffers), uniforms, grid1d(wg));
-      batch = [];
-    };
-    const written = new Set<GPUBuffer>(), read = new Set<GPUBuffer>();
-    for (const u of updates) {
-      // A buffer may not be bound both read-only (a gradient) and writable in one dispatch.
-      const [p, g, m, v] = u.buffers;
-      const clash = written.has(g) || [p, m, v].some((b) => read.has(b)) || g === p;
-      if (clash || batch.length === K) {
-        flush();
-        written.clear();
-        read.clear();
-      }
-      batch.push(u);
-      [p, m, v].forEach((b) => written.add(b));
-      read.add(g);
-    }
-    flush();
-    for (const t of temps) t.dispose();
   }
 }
 

@@ -108,10 +108,10 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
   }
 
   /**
-   * The gradient of `p`, checked against it, as a contiguous tensor (a copy to dispose when the
-   * gradient itself is strided).
+   * Records one fused update kernel for `p`: binds `p`, its gradient and `extra` state tensors
+   * and passes `params` after the element count and offsets.
    */
-  protected checkedGrad(p: Tensor): Tensor {
+  protected launchUpdate(spec: KernelSpec, wg: number, p: Tensor, extra: Tensor[], params: number[]): void {
     const grad = p.grad!;
     if (grad.size !== p.size) {
       throw new Error(
@@ -119,16 +119,7 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
       );
     }
     if (!p.isContiguous) throw new Error(`${this.constructor.name}: parameters must be contiguous`);
-    return grad.isContiguous ? grad : contiguous(grad);
-  }
-
-  /**
-   * Records one fused update kernel for `p`: binds `p`, its gradient and `extra` state tensors
-   * and passes `params` after the element count and offsets.
-   */
-  protected launchUpdate(spec: KernelSpec, wg: number, p: Tensor, extra: Tensor[], params: number[]): void {
-    const grad = p.grad!;
-    const g = this.checkedGrad(p);
+    const g = grad.isContiguous ? grad : contiguous(grad);
     const offs = [p.offset, g.offset, ...extra.map((t) => t.offset)];
     launch(
       spec,
