@@ -11,16 +11,18 @@ export const ADAMW_WG = 256;
 /**
  * Params: n, element offsets of param/grad/exp_avg/exp_avg_sq, then f32 bits of
  * decay (1 − lr·wd), b1c (1 − β1), beta2, b2c (1 − β2), eps, stepSize (lr / (1 − β1ᵗ)) and
- * bc2sqrt (√(1 − β2ᵗ)). Mirrors PyTorch's AdamW arithmetic.
+ * bc2sqrt (√(1 − β2ᵗ)). Mirrors PyTorch's AdamW arithmetic. With `vec4` each thread updates four
+ * elements (count and offsets in vec4s), the same arithmetic per element.
  */
-export function adamwSpec(): KernelSpec {
+export function adamwSpec(vec4 = false): KernelSpec {
+  const type = vec4 ? "vec4<f32>" : "f32";
   return {
     params: ["n", "op", "og", "om", "ov", "decay", "b1c", "beta2", "b2c", "eps", "stepSize", "bc2sqrt"],
     bindings: [
-      { name: "W", type: "f32", access: "rw" },
-      { name: "G", type: "f32", access: "read" },
-      { name: "M", type: "f32", access: "rw" },
-      { name: "V", type: "f32", access: "rw" },
+      { name: "W", type, access: "rw" },
+      { name: "G", type, access: "read" },
+      { name: "M", type, access: "rw" },
+      { name: "V", type, access: "rw" },
     ],
     workgroup: [ADAMW_WG],
     body: `

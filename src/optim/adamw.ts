@@ -18,6 +18,7 @@ export interface AdamWHyper extends BaseHyper {
 }
 
 let spec: KernelSpec | null = null;
+let vecSpec: KernelSpec | null = null;
 
 /**
  * AdamW. Per parameter with a gradient, with t its update count:
@@ -54,6 +55,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
   /** One AdamW update of every parameter that has a gradient. */
   step(): void {
     spec ??= adamwSpec();
+    vecSpec ??= adamwSpec(true);
     for (const g of this.paramGroups) {
       checkHyper(g);
       const [b1, b2] = g.betas;
@@ -71,6 +73,7 @@ export class AdamW extends Optimizer<AdamWHyper> {
           p,
           [st.tensors.get("exp_avg")!, st.tensors.get("exp_avg_sq")!],
           params.map(f32bits),
+          vecSpec,
         );
       }
     }

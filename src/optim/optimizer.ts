@@ -109,9 +109,17 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
 
   /**
    * Records one fused update kernel for `p`: binds `p`, its gradient and `extra` state tensors
-   * and passes `params` after the element count and offsets.
+   * and passes `params` after the element count and offsets. `vecSpec`, the same update over
+   * `vec4` bindings, runs instead (counts and offsets in vec4s) when sizes and offsets allow.
    */
-  protected launchUpdate(spec: KernelSpec, wg: number, p: Tensor, extra: Tensor[], params: number[]): void {
+  protected launchUpdate(
+    spec: KernelSpec,
+    wg: number,
+    p: Tensor,
+    extra: Tensor[],
+    params: number[],
+    vecSpec?: KernelSpec,
+  ): void {
     const grad = p.grad!;
     if (grad.size !== p.size) {
       throw new Error(
@@ -121,11 +129,13 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
     if (!p.isContiguous) throw new Error(`${this.constructor.name}: parameters must be contiguous`);
     const g = grad.isContiguous ? grad : contiguous(grad);
     const offs = [p.offset, g.offset, ...extra.map((t) => t.offset)];
+    // Four elements per thread when everything is vec4-aligned: lavapipe pays per load, not per byte.
+    const v = vecSpec && p.size % 4 === 0 && offs.every((o) => o % 4 === 0) ? 4 : 1;
     launch(
-      spec,
+      v === 4 ? vecSpec! : spec,
       [p.buffer, g.buffer, ...extra.map((t) => t.buffer)],
-      [p.size, ...offs, ...params],
-      grid1d(Math.ceil(p.size / wg)),
+      [p.size / v, ...offs.map((o) => o / v), ...params],
+      grid1d(Math.ceil(p.size / v / wg)),
     );
     if (g !== grad) g.dispose();
   }
