@@ -152,3 +152,34 @@ gpuTest("where and comparisons", async () => {
     });
   }
 });
+
+gpuTest("mapN/mapInto: four elements per thread where aligned, one elsewhere, same results", async () => {
+  const { mapN, mapInto } = await import("../src/ops/map.ts");
+  const { fromArray } = await import("../src/ops/creation.ts");
+  const base = fromArray(Float32Array.from({ length: 26 }, (_, k) => k * 0.5 - 3));
+  const ints = fromArray(Int32Array.from({ length: 26 }, (_, k) => k - 7), [26], "i32");
+  // Views at offsets 4 (vec4-aligned) and 2 (not), lengths 16 and 12 and 14.
+  for (const [off, n] of [[4, 16], [2, 12], [4, 14], [0, 24]]) {
+    const a = base.alias([n], [1], off), b = ints.alias([n], [1], off);
+    const y = mapN("x0 * f32(x1) + f32(i) + s0", [a, b], [0.25]);
+    const got = await y.toArray();
+    for (let k = 0; k < n; k++) {
+      const want = ((off + k) * 0.5 - 3) * (off + k - 7) + k + 0.25;
+      if (Math.abs(got[k] - want) > 1e-5) throw new Error(`off ${off} n ${n} [${k}]: ${got[k]} vs ${want}`);
+    }
+    const yi = mapN("x0 * 2 + i32(i)", [b], [], "i32");
+    const gi = await yi.toArray();
+    for (let k = 0; k < n; k++) if (gi[k] !== (off + k - 7) * 2 + k) throw new Error(`i32 off ${off} [${k}]`);
+    // In place on a view: only the view's elements change.
+    const c = mapN("x0", [base]);
+    mapInto(c.alias([n], [1], off), "x0 + 100.0", [c.alias([n], [1], off)]);
+    const gc = await c.toArray();
+    for (let k = 0; k < 26; k++) {
+      const want = k * 0.5 - 3 + (k >= off && k < off + n ? 100 : 0);
+      if (gc[k] !== want) throw new Error(`in place off ${off} n ${n} [${k}]: ${gc[k]} vs ${want}`);
+    }
+    for (const t of [a, b, y, yi, c]) t.dispose();
+  }
+  base.dispose();
+  ints.dispose();
+});

@@ -9,7 +9,7 @@ import { gpu } from "./device.ts";
 import { recorder } from "./recorder.ts";
 
 /** Element type of a storage binding. */
-export type WgslType = "f32" | "i32" | "u32" | "vec4<f32>";
+export type WgslType = "f32" | "i32" | "u32" | "vec4<f32>" | "vec4<i32>" | "vec4<u32>";
 
 /** One storage-buffer binding of a kernel. */
 export interface BindingSpec {

@@ -2,7 +2,7 @@
  * `mapN`: the one elementwise kernel launcher. Every unary, binary and fused elementwise op is an
  * expression run through it, so chains like `a * sigmoid(b)` are a single dispatch.
  */
-import { elementwiseSpec, EW_WG, type EwInput } from "../../shaders/elementwise.ts";
+import { elementwiseSpec, elementwiseVec4Spec, EW_WG, type EwInput } from "../../shaders/elementwise.ts";
 import { f32bits, grid1d, type KernelSpec, launch, type WgslType } from "../gpu/kernel.ts";
 import { type DType, Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, broadcastStrides, sameShape } from "./broadcast.ts";
@@ -58,6 +58,17 @@ export function mapInto(out: Tensor, expr: string, inputs: Tensor[], scalars: nu
     return { type: t.dtype as WgslType, direct: isDirect(t, shape), inPlace };
   });
   const tag = (x: EwInput) => x.type + (x.inPlace ? "y" : x.direct ? "d" : "s");
+  const vec = !outStrided && n % 4 === 0 && out.offset % 4 === 0 &&
+    inputs.every((t, k) => (ins[k].direct || ins[k].inPlace) && t.offset % 4 === 0);
+  if (vec) {
+    const key = `v|${out.dtype}|${ins.map(tag).join(",")}|${scalars.length}|${expr}`;
+    let spec = specs.get(key);
+    if (!spec) specs.set(key, spec = elementwiseVec4Spec(ins, out.dtype as WgslType, expr, scalars.length));
+    const params = [n / 4, out.offset / 4, ...inputs.map((t) => t.offset / 4), ...scalars.map(f32bits)];
+    const buffers = inputs.filter((_, k) => !ins[k].inPlace).map((t) => t.buffer);
+    launch(spec, [...buffers, out.buffer], params, grid1d(Math.ceil(n / 4 / EW_WG)));
+    return;
+  }
   const key = `${rank}|${out.dtype}|${outStrided}|${ins.map(tag).join(",")}|${scalars.length}|${expr}`;
   let spec = specs.get(key);
   if (!spec) {
