@@ -1,0 +1,234 @@
+"""A PyTorch CTM written from the reference facts (ctm-reference.md §1.2-1.3), for the interop test.
+
+`tests/torch_interop_test.ts` saves a CTM built by this toolkit as safetensors (the reference's
+parameter names), then runs
+
+    python3 tests/torch/ctm_torch.py CONFIG.json WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
+
+This script builds the same model with torch modules (nn.MultiheadAttention, nn.LayerNorm, nn.GLU,
+nn.Linear, nn.Embedding), loads the weights with `load_state_dict(strict=True)`, runs the forward in
+float64, takes the gradient of `sum(predictions * probe)` and writes the predictions, certainties
+and every parameter gradient (`grad.<name>`) to OUT. Nothing here is imported from the reference.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        arr = np.frombuffer(data[8 + n + a : 8 + n + b], dtype=DTYPES[info["dtype"]])
+        out[name] = torch.from_numpy(arr.reshape(info["shape"]).copy())
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, chunks, off = {}, [], 0
+    for name, t in tensors.items():
+        raw = t.detach().contiguous().to(torch.float64).numpy().tobytes()
+        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        chunks.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+
+
+class SuperLinear(nn.Module):
+    """N independent linear maps: out[b,n,h] = sum_m x[b,n,m] w1[m,h,n] + b1[0,n,h], then / T."""
+
+    def __init__(self, n_in, n_out, n):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.zeros(n_in, n_out, n))
+        self.b1 = nn.Parameter(torch.zeros(1, n, n_out))
+        self.T = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return (torch.einsum("bnm,mhn->bnh", x, self.w1) + self.b1).squeeze(-1) / self.T
+
+
+class Squeeze(nn.Module):
+    def forward(self, x):
+        return x.squeeze(-1)
+
+
+class ParityBackbone(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.embedding = nn.Embedding(2, d)
+
+    def forward(self, x):
+        return self.embedding((x == 1).long()).transpose(1, 2)
+
+
+class Rotational1D(nn.Module):
+    """Start vector [0, 1] rotated by linspace(0, 180 degrees, L), projected by Linear(2 -> D)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.projection = nn.Linear(2, d)
+
+    def forward(self, x):
+        theta = torch.deg2rad(torch.linspace(0, 180, x.size(2), dtype=x.dtype))
+        rot = torch.stack(
+            [torch.stack([theta.cos(), -theta.sin()], -1), torch.stack([theta.sin(), theta.cos()], -1)], -2
+        )  # (L, 2, 2) rotation matrices
+        vec = rot @ torch.tensor([0.0, 1.0], dtype=x.dtype)
+        return self.projection(vec).transpose(0, 1).unsqueeze(0)
+
+
+class SynapseUNET(nn.Module):
+    def __init__(self, d_in, d, depth):
+        super().__init__()
+        widths = [int(w) for w in np.linspace(d, 16, depth)]
+        block = lambda i, o: nn.Sequential(nn.Dropout(0.0), nn.Linear(i, o), nn.LayerNorm(o), nn.SiLU())
+        self.first_projection = nn.Sequential(nn.Linear(d_in, widths[0]), nn.LayerNorm(widths[0]), nn.SiLU())
+        self.down_projections = nn.ModuleList([block(widths[i], widths[i + 1]) for i in range(depth - 1)])
+        self.up_projections = nn.ModuleList([block(widths[i + 1], widths[i]) for i in range(depth - 1)])
+        self.skip_lns = nn.ModuleList([nn.LayerNorm(widths[i]) for i in range(depth - 1)])
+
+    def forward(self, x):
+        outs = [self.first_projection(x)]
+        for down in self.down_projections:
+            outs.append(down(outs[-1]))
+        u = outs[-1]
+        for i in range(len(self.up_projections) - 1, -1, -1):
+            u = self.skip_lns[i](self.up_projections[i](u) + outs[i])
+        return u
+
+
+class CTM(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        D, d_in, M, H = c["d_model"], c["d_input"], c["memory_length"], c["memory_hidden_dims"]
+        sel = c["neuron_select_type"]
+        size = lambda n: n if sel == "random-pairing" else n * (n + 1) // 2
+        self.s_out, self.s_act = size(c["n_synch_out"]), size(c["n_synch_action"])
+        if c["backbone_type"] == "parity_backbone":
+            self.backbone, d_backbone = ParityBackbone(d_in), d_in
+        else:
+            self.backbone, d_backbone = nn.Identity(), c["d_backbone"]
+        if c["positional_embedding_type"] == "custom-rotational-1d":
+            self.positional_embedding = Rotational1D(d_backbone)
+        else:
+            self.positional_embedding = None
+        self.kv_proj = nn.Sequential(nn.Linear(d_backbone, d_in), nn.LayerNorm(d_in))
+        self.q_proj = nn.Linear(self.s_act, d_in)
+        self.attention = nn.MultiheadAttention(d_in, c["heads"], batch_first=True)
+        if c["synapse_depth"] == 1:
+            self.synapses = nn.Sequential(nn.Dropout(0.0), nn.Linear(d_in + D, 2 * D), nn.GLU(-1), nn.LayerNorm(D))
+        else:
+            self.synapses = SynapseUNET(d_in + D, D, c["synapse_depth"])
+        if c["deep_nlms"]:
+            layers = [SuperLinear(M, 2 * H, D), nn.GLU(-1), SuperLinear(H, 2, D), nn.GLU(-1), Squeeze()]
+        else:
+            layers = [SuperLinear(M, 2, D), nn.GLU(-1), Squeeze()]
+        self.trace_processor = nn.Sequential(nn.Sequential(*layers))
+        self.start_activated_state = nn.Parameter(torch.zeros(D))
+        self.start_trace = nn.Parameter(torch.zeros(D, M))
+        self.decay_params_out = nn.Parameter(torch.zeros(self.s_out))
+        self.decay_params_action = nn.Parameter(torch.zeros(self.s_act))
+        for kind, n in (("out", c["n_synch_out"]), ("action", c["n_synch_action"])):
+            self.register_buffer(f"{kind}_neuron_indices_left", torch.zeros(n, dtype=torch.long))
+            self.register_buffer(f"{kind}_neuron_indices_right", torch.zeros(n, dtype=torch.long))
+        self.output_projector = nn.Sequential(nn.Linear(self.s_out, c["out_dims"]))
+
+    def pairwise(self, z, kind):
+        sel, D = self.c["neuron_select_type"], self.c["d_model"]
+        left = getattr(self, f"{kind}_neuron_indices_left")
+        right = getattr(self, f"{kind}_neuron_indices_right")
+        if sel == "random-pairing":
+            return z[:, left] * z[:, right]
+        if sel == "first-last":
+            n = len(left)
+            zl = zr = z[:, :n] if kind == "out" else z[:, D - n :]
+        else:
+            zl, zr = z[:, left], z[:, right]
+        n = zl.shape[1]
+        i, j = torch.triu_indices(n, n)
+        return (zl[:, :, None] * zr[:, None, :])[:, i, j]
+
+    def sync(self, z, alpha, beta, r, kind):
+        pp = self.pairwise(z, kind)
+        if alpha is None:
+            alpha, beta = pp, torch.ones_like(pp)
+        else:
+            alpha, beta = r * alpha + pp, r * beta + 1
+        return alpha / torch.sqrt(beta), alpha, beta
+
+    def certainty(self, pred):
+        p = pred.reshape([pred.shape[0]] + self.c["prediction_reshaper"])
+        logp = torch.log_softmax(p, -1)
+        ne = -(logp.exp() * logp).sum(-1) / math.log(p.shape[-1])
+        if ne.dim() > 1:
+            ne = ne.flatten(1).mean(-1)
+        return torch.stack([ne, 1 - ne], -1)
+
+    def forward(self, x):
+        c, B = self.c, x.shape[0]
+        f = self.backbone(x)
+        pe = self.positional_embedding(f) if self.positional_embedding is not None else 0
+        kv = self.kv_proj((f + pe).flatten(2).transpose(1, 2))
+        trace = self.start_trace.unsqueeze(0).expand(B, -1, -1)
+        z = self.start_activated_state.unsqueeze(0).expand(B, -1)
+        with torch.no_grad():
+            self.decay_params_action.data.clamp_(0, 15)
+            self.decay_params_out.data.clamp_(0, 15)
+        r_act = torch.exp(-self.decay_params_action).unsqueeze(0).repeat(B, 1)
+        r_out = torch.exp(-self.decay_params_out).unsqueeze(0).repeat(B, 1)
+        _, a_out, b_out = self.sync(z, None, None, r_out, "out")
+        a_act = b_act = None
+        preds, certs = [], []
+        for _ in range(c["iterations"]):
+            s_act, a_act, b_act = self.sync(z, a_act, b_act, r_act, "action")
+            q = self.q_proj(s_act).unsqueeze(1)
+            attn, _ = self.attention(q, kv, kv, need_weights=True, average_attn_weights=False)
+            pre = torch.cat([attn.squeeze(1), z], -1)
+            a = self.synapses(pre)
+            trace = torch.cat([trace[:, :, 1:], a.unsqueeze(-1)], -1)
+            z = self.trace_processor(trace)
+            s_out, a_out, b_out = self.sync(z, a_out, b_out, r_out, "out")
+            pred = self.output_projector(s_out)
+            preds.append(pred)
+            certs.append(self.certainty(pred).detach())
+        return torch.stack(preds, -1), torch.stack(certs, -1)
+
+
+def main():
+    cfg_path, weights_path, input_path, out_path = sys.argv[1:5]
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    torch.manual_seed(0)
+    model = CTM(cfg).double()
+    weights = read_safetensors(weights_path)
+    state = {k: (v.long() if "indices" in k else v.double()) for k, v in weights.items()}
+    model.load_state_dict(state, strict=True)
+    model.train()
+    io = read_safetensors(input_path)
+    preds, certs = model(io["x"].double())
+    (preds * io["probe"].double()).sum().backward()
+    out = {"predictions": preds, "certainties": certs}
+    for name, p in model.named_parameters():
+        out[f"grad.{name}"] = p.grad if p.grad is not None else torch.zeros_like(p)
+    write_safetensors(out_path, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+/**
+ * Weights move between this toolkit and PyTorch: a CTM saved as safetensors (the reference's
+ * parameter names) loads with `load_state_dict(strict=True)` into a PyTorch CTM written from the
+ * reference facts with torch's own modules (`tests/torch/ctm_torch.py`), which gives the same
+ * predictions, certainties and parameter gradients (float64 there, float32 tolerance here), for the
+ * fused and the op-by-op recurrence. Runs only where `python3` can import torch and numpy (ignored
+ * otherwise; `.ci/run` installs torch from a local wheel directory when it finds one).
+ */
+import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
+import { fromArray } from "../src/ops/creation.ts";
+import { mul } from "../src/ops/arith.ts";
+import { sum } from "../src/ops/reduce.ts";
+import { hostToArray, readSafetensors, saveSafetensors } from "../src/io/safetensors.ts";
+import { initGpu } from "../src/gpu/device.ts";
+import { tidy } from "../src/tensor/scope.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import { Rng } from "./helpers.ts";
+
+const script = new URL("./torch/ctm_torch.py", import.meta.url).pathname;
+const hasTorch = await new Deno.Command("python3", {
+  args: ["-c", "import torch, numpy"],
+  stdout: "null",
+  stderr: "null",
+})
+  .output().then((o) => o.success, () => false);
+
+interface Case {
+  name: string;
+  cfg: Omit<CtmOptions, "rng">;
+  /** Input shape: `[B, L]` parity sequences or `[B, C, L]` features. */
+  shape: number[];
+  fused: boolean;
+}
+
+const parity: Case["cfg"] = {
+  iterations: 4,
+  dModel: 12,
+  dInput: 8,
+  heads: 2,
+  nSynchOut: 5,
+  nSynchAction: 4,
+  synapseDepth: 1,
+  memoryLength: 3,
+  deepNlms: true,
+  memoryHiddenDims: 3,
+  backboneType: "parity_backbone",
+  positionalEmbeddingType: "custom-rotational-1d",
+  outDims: 8,
+  predictionReshaper: [4, 2],
+  neuronSelectType: "random-pairing",
+  nRandomPairingSelf: 2,
+};
+
+const CASES: Case[] = [
+  {
+    name: "parity backbone, deep NLMs, random-pairing, fused recurrence",
+    cfg: parity,
+    shape: [3, 4],
+    fused: true,
+  },
+  { name: "the same, op-by-op recurrence", cfg: parity, shape: [3, 4], fused: false },
+  {
+    name: "no backbone, U-Net synapses, shallow NLMs, first-last",
+    cfg: {
+      ...parity,
+      backboneType: "none",
+      positionalEmbeddingType: "none",
+      synapseDepth: 3,
+      deepNlms: false,
+      neuronSelectType: "first-last",
+      nRandomPairingSelf: 0,
+      outDims: 3,
+      predictionReshaper: [-1],
+    },
+    shape: [2, 6, 5],
+    fused: false,
+  },
+  {
+    name: "random selection (upper triangles), memory length 1, fused",
+    cfg: { ...parity, neuronSelectType: "random", memoryLength: 1, nRandomPairingSelf: 0, heads: 4 },
+    shape: [5, 4],
+    fused: true,
+  },
+];
+
+function torchConfig(c: Case): Record<string, unknown> {
+  const o = c.cfg;
+  return {
+    iterations: o.iterations,
+    d_model: o.dModel,
+    d_input: o.dInput,
+    heads: o.heads,
+    n_synch_out: o.nSynchOut,
+    n_synch_action: o.nSynchAction,
+    synapse_depth: o.synapseDepth,
+    memory_length: o.memoryLength,
+    deep_nlms: o.deepNlms,
+    memory_hidden_dims: o.memoryHiddenDims,
+    backbone_type: o.backboneType,
+    positional_embedding_type: o.positionalEmbeddingType,
+    out_dims: o.outDims,
+    prediction_reshaper: o.predictionReshaper,
+    neuron_select_type: o.neuronSelectType,
+    d_backbone: c.shape.length === 3 ? c.shape[1] : undefined,
+  };
+}
+
+/** Largest |a − b| relative to the largest |b| (plus a floor for all-zero tensors). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, m = 1e-6;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+for (const c of CASES) {
+  Deno.test({
+    name: `PyTorch interop: ${c.name}`,
+    ignore: !hasTorch,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      await initGpu();
+      const dir = await Deno.makeTempDir({ prefix: "ctm-torch-" });
+      const rng = new Rng(5);
+      const ctm = new Ctm({ ...c.cfg, rng: new Rng(9) });
+      ctm.fused = c.fused;
+      const B = c.shape[0];
+      const x = c.shape.length === 2
+        ? fromArray(Float32Array.from({ length: B * c.shape[1] }, () => (rng.next() < 0.5 ? -1 : 1)), c.shape)
+        : fromArray(
+          Float32Array.from({ length: c.shape.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1)),
+          c.shape,
+        );
+      tidy(() => void ctm.forward(x)); // materialise lazy layers
+      // Every float parameter off its trivial init; decays partly outside [0, 15] (clamped in place).
+      const fresh = new Map<string, Tensor>();
+      for (const [k, t] of ctm.stateDict()) {
+        if (t.dtype !== "f32") continue;
+        const a = Float64Array.from(await t.toArray());
+        const v = k.startsWith("decay_params")
+          ? a.map((_, i) => (i === 0 ? -0.5 : i === 1 ? 16 : rng.uniform(0, 2)))
+          : a.map((y) => y + rng.uniform(-0.3, 0.3));
+        fresh.set(k, fromArray(Float32Array.from(v), t.shape));
+      }
+      ctm.loadStateDict(fresh, { strict: false });
+      for (const t of fresh.values()) t.dispose();
+      const T = c.cfg.iterations;
+      const probe = fromArray(
+        Float32Array.from({ length: B * c.cfg.outDims * T }, () => rng.uniform(-1, 1)),
+        [B, c.cfg.outDims, T],
+      );
+      await saveSafetensors(`${dir}/weights.safetensors`, ctm.stateDict());
+      await saveSafetensors(`${dir}/input.safetensors`, { x, probe });
+      await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(torchConfig(c)));
+
+      ctm.zeroGrad();
+      const out = tidy(() => {
+        const o = ctm.forward(x);
+        sum(mul(o.predictions, probe)).backward();
+        return o;
+      });
+      const ours = new Map<string, ArrayLike<number>>([
+        ["predictions", await out.predictions.toArray()],
+        ["certainties", await out.certainties.toArray()],
+      ]);
+      for (const [k, p] of ctm.namedParameters()) {
+        ours.set(`grad.${k}`, p.grad ? await p.grad.toArray() : new Float32Array(p.size));
+      }
+
+      const run = await new Deno.Command("python3", {
+        args: [
+          script,
+          ...["config.json", "weights.safetensors", "input.safetensors", "out.safetensors"]
+            .map((f) => `${dir}/${f}`),
+        ],
+      }).output();
+      if (!run.success) throw new Error(`ctm_torch.py failed:\n${new TextDecoder().decode(run.stderr)}`);
+      const theirs = (await readSafetensors(`${dir}/out.safetensors`)).tensors;
+      const problems: string[] = [];
+      for (const [k, t] of theirs) {
+        const a = ours.get(k);
+        if (!a) {
+          problems.push(`${k}: missing here`);
+          continue;
+        }
+        const e = relErr(a, hostToArray(k, t));
+        if (!(e < 2e-5)) problems.push(`${k}: relative error ${e.toExponential(2)}`);
+      }
+      for (const k of ours.keys()) if (!theirs.has(k)) problems.push(`${k}: missing in PyTorch`);
+      if (problems.length) throw new Error(problems.join("\n"));
+      for (const t of [x, probe, out.predictions, out.certainties, out.syncOut]) t.dispose();
+      ctm.dispose();
+      await Deno.remove(dir, { recursive: true });
+    },
+  });
+}
