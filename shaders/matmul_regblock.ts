@@ -11,8 +11,12 @@ import {
   type TexKernelSpec,
 } from "./matmul_common.ts";
 
-/** Workgroup width of the regblock kernel (one 8-lane SIMD batch in lavapipe). */
-export const RB_WG = 8;
+/**
+ * Workgroup width of the regblock kernel: two 8-lane SIMD batches in lavapipe, 20–40% more
+ * GFLOP/s there than one (512³: 36–41 → 50–51, 1024³: 46–58 → 67–77 in alternating runs); the
+ * conv and fused CTM kernels gained nothing from it and keep 8.
+ */
+export const RB_WG = 16;
 
 /**
  * Packs a strided operand view into an `rgba32float` 2-D array texture. For chunk slice `z`
