@@ -12,9 +12,11 @@ export const SGD_WG = 256;
 /**
  * Params: n, offsets of param/grad (and momentum buffer), then f32 bits of lr and weightDecay;
  * with momentum also momentum, dampC (1 − dampening) and u32 flags: bit 0 = first step
- * (buffer := d), bit 1 = Nesterov.
+ * (buffer := d), bit 1 = Nesterov. With `vec4` each thread updates four elements (count and
+ * offsets in vec4s), the same arithmetic per element.
  */
-export function sgdSpec(withMomentum: boolean): KernelSpec {
+export function sgdSpec(withMomentum: boolean, vec4 = false): KernelSpec {
+  const type = vec4 ? "vec4<f32>" : "f32";
   const head = `
   let i = (wid.x + wid.y * nwg.x) * ${SGD_WG}u + lid.x;
   if (i >= P.n) { return; }
@@ -24,8 +26,8 @@ export function sgdSpec(withMomentum: boolean): KernelSpec {
     return {
       params: ["n", "op", "og", "lr", "wd"],
       bindings: [
-        { name: "W", type: "f32", access: "rw" },
-        { name: "G", type: "f32", access: "read" },
+        { name: "W", type, access: "rw" },
+        { name: "G", type, access: "read" },
       ],
       workgroup: [SGD_WG],
       body: `${head}
@@ -35,9 +37,9 @@ export function sgdSpec(withMomentum: boolean): KernelSpec {
   return {
     params: ["n", "op", "og", "ob", "lr", "wd", "mom", "dampC", "flags"],
     bindings: [
-      { name: "W", type: "f32", access: "rw" },
-      { name: "G", type: "f32", access: "read" },
-      { name: "B", type: "f32", access: "rw" },
+      { name: "W", type, access: "rw" },
+      { name: "G", type, access: "read" },
+      { name: "B", type, access: "rw" },
     ],
     workgroup: [SGD_WG],
     body: `${head}

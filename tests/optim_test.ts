@@ -121,14 +121,15 @@ gpuTest("SGD matches float64: momentum with dampening, Nesterov, weight decay, p
     { lr: 0.05, momentum: 0.8, dampening: 0, weightDecay: 0.02, nesterov: true },
     { lr: 0.2, momentum: 0, dampening: 0, weightDecay: 0.05, nesterov: false },
   ];
-  for (const h of cases) {
-    const init = Array.from(rng.uniformArray(6));
+  // 6 elements: one per thread; 8: four per thread (vec4 kernels).
+  for (const [h, n] of cases.flatMap((h) => [[h, 6], [h, 8]] as const)) {
+    const init = Array.from(rng.uniformArray(n));
     const p = param(init);
     const opt = new SGD([p], h);
     const ref = [...init];
     let buf: number[] | null = null;
     for (let step = 0; step < 4; step++) {
-      const g = Array.from(rng.uniformArray(6, -1, 1));
+      const g = Array.from(rng.uniformArray(n, -1, 1));
       setGrad(p, g);
       opt.step();
       const d = g.map((x, i) => x + h.weightDecay * ref[i]);

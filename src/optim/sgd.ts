@@ -21,7 +21,15 @@ export interface SGDHyper extends BaseHyper {
   nesterov: boolean;
 }
 
-const specs = new Map<boolean, KernelSpec>();
+const specs = new Map<string, KernelSpec>();
+
+/** The cached update kernel with or without a momentum buffer, scalar or four elements a thread. */
+function specOf(withMomentum: boolean, vec4: boolean): KernelSpec {
+  const key = `${withMomentum}|${vec4}`;
+  let s = specs.get(key);
+  if (!s) specs.set(key, s = sgdSpec(withMomentum, vec4));
+  return s;
+}
 
 /**
  * SGD. Per parameter with a gradient: `d = g + wd·p`; with momentum, `b = d` on the first step,
@@ -48,14 +56,13 @@ export class SGD extends Optimizer<SGDHyper> {
     for (const g of this.paramGroups) {
       checkHyper(g);
       const withMomentum = g.momentum !== 0;
-      let spec = specs.get(withMomentum);
-      if (!spec) specs.set(withMomentum, spec = sgdSpec(withMomentum));
+      const spec = specOf(withMomentum, false), vecSpec = specOf(withMomentum, true);
       for (const p of g.params) {
         if (!p.grad) continue;
         const st = this.stateOf(p, g);
         st.step++;
         if (!withMomentum) {
-          this.launchUpdate(spec, SGD_WG, p, [], [f32bits(g.lr), f32bits(g.weightDecay)]);
+          this.launchUpdate(spec, SGD_WG, p, [], [f32bits(g.lr), f32bits(g.weightDecay)], vecSpec);
           continue;
         }
         let buf = st.tensors.get("momentum_buffer");
@@ -69,7 +76,7 @@ export class SGD extends Optimizer<SGDHyper> {
           f32bits(1 - g.dampening),
           flags,
         ];
-        this.launchUpdate(spec, SGD_WG, p, [buf], params);
+        this.launchUpdate(spec, SGD_WG, p, [buf], params, vecSpec);
       }
     }
   }
