@@ -192,53 +192,73 @@ export function attnBwdSpec(c: CtmDims): FusedSpec {
  * synchronisation of tick j (dL/dS_act from `DSP`). Carries dα, dβ to layer j−1 (`C*`),
  * accumulates dL/dr per (b, p) (`DR*`) and scatter-adds the pair-product gradients into `DZ`
  * (`[D, Bp]`, zero before the first call).
+ *
+ * With `vec4` (both synchronisation sizes multiples of 4, offsets in vec4s) every per-pair buffer
+ * is read and written four pairs at a time: lavapipe pays per storage access, and these are all
+ * but the scatter into `DZ`.
  */
-export function dzAsmSpec(c: CtmDims): FusedSpec {
+export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
   const { Bp } = derived(c);
+  const V = vec4 ? 4 : 1;
+  const T = vec4 ? "vec4<f32>" : "f32";
+  const zero = vec4 ? "vec4f(0.0)" : "0.0";
   const part = (
     kind: "O" | "A",
     S: number,
     dS: string,
     hasCarryIn: string,
     firstDr: string,
-  ) => `
-  for (var p = 0u; p < ${S}u; p++) {
+  ) => {
+    const n = S / V; // entries per row
+    const scatter = (q: string, li: string, ri: string) => `
+    { let li = ${li}; let ri = ${ri};
+      let zl = ${zAt("li", "j")}; let zr = ${zAt("ri", "j")};
+      DZ[li * ${Bp}u + b] += da${q} * zr;
+      DZ[ri * ${Bp}u + b] += da${q} * zl; }`;
+    const scatters = vec4
+      ? `let il = ${tl(`Idx${kind}`, "p", "0u")}; let ir = ${tl(`Idx${kind}`, "p", "1u")};` +
+        range(4).map((q) => scatter(`.${XYZW[q]}`, `u32(il.${XYZW[q]})`, `u32(ir.${XYZW[q]})`)).join("")
+      : scatter("", pairIdx(`Idx${kind}`, "p", 0), pairIdx(`Idx${kind}`, "p", 1));
+    return `
+  for (var p = 0u; p < ${n}u; p++) {
     let dS = ${dS};
-    let al = Al${kind}[(j * ${c.B}u + b) * ${S}u + p];
-    let be = B${kind}[j * ${S}u + p];
+    let al = Al${kind}[(j * ${c.B}u + b) * ${n}u + p];
+    let be = B${kind}[j * ${n}u + p];
     let r = R${kind}[P.r${kind}Off + p];
     let sb = sqrt(be);
     var da = dS / sb;
     var db = -al * dS / (2.0 * be * sb);
-    if (${hasCarryIn}) { da += r * CA${kind}[b * ${S}u + p]; db += r * CB${kind}[b * ${S}u + p]; }
+    if (${hasCarryIn}) { da += r * CA${kind}[b * ${n}u + p]; db += r * CB${kind}[b * ${n}u + p]; }
     if (j > 0u) {
-      let g = Al${kind}[((j - 1u) * ${c.B}u + b) * ${S}u + p] * da + B${kind}[(j - 1u) * ${S}u + p] * db;
-      if (${firstDr}) { DR${kind}[b * ${S}u + p] = g; } else { DR${kind}[b * ${S}u + p] += g; }
+      let g = Al${kind}[((j - 1u) * ${c.B}u + b) * ${n}u + p] * da + B${kind}[(j - 1u) * ${n}u + p] * db;
+      if (${firstDr}) { DR${kind}[b * ${n}u + p] = g; } else { DR${kind}[b * ${n}u + p] += g; }
     }
-    CA${kind}[b * ${S}u + p] = da; CB${kind}[b * ${S}u + p] = db;
-    let li = ${pairIdx(`Idx${kind}`, "p", 0)}; let ri = ${pairIdx(`Idx${kind}`, "p", 1)};
-    let zl = ${zAt("li", "j")}; let zr = ${zAt("ri", "j")};
-    DZ[li * ${Bp}u + b] += da * zr;
-    DZ[ri * ${Bp}u + b] += da * zl;
+    CA${kind}[b * ${n}u + p] = da; CB${kind}[b * ${n}u + p] = db;
+    ${scatters}
   }`;
+  };
+  const buf = (
+    name: string,
+    rwAccess = false,
+  ) => ({ name, type: T, access: rwAccess ? "rw" : "read" } as const);
   return spec(
-    "ctm sync bwd",
+    `ctm sync bwd${vec4 ? " vec4" : ""}`,
     ["j", "rOOff", "rAOff", "dsOff"],
     [
-      ro("RO"),
-      ro("RA"),
-      ro("AlO"),
-      ro("AlA"),
-      ro("BO"),
-      ro("BA"),
-      ro("DSO"),
-      ro("DSP"),
-      rw("CAO"),
-      rw("CBO"),
-      rw("CAA"),
-      rw("CBA"),
-      rw("DRO"),
-      rw("DRA"),
+      buf("RO"),
+      buf("RA"),
+      buf("AlO"),
+      buf("AlA"),
+      buf("BO"),
+      buf("BA"),
+      buf("DSO"),
+      buf("DSP"),
+      buf("CAO", true),
+      buf("CBO", true),
+      buf("CAA", true),
+      buf("CBA", true),
+      buf("DRO", true),
+      buf("DRA", true),
       rw("DZ"),
     ],
     [{ name: "Z", kind: "r" }, { name: "IdxO", kind: "r" }, { name: "IdxA", kind: "r" }],
@@ -249,7 +269,7 @@ export function dzAsmSpec(c: CtmDims): FusedSpec {
       part(
         "O",
         c.So,
-        `select(0.0, DSO[P.dsOff + ((j - 1u) * ${c.B}u + b) * ${c.So}u + p], j > 0u)`,
+        `select(${zero}, DSO[P.dsOff + ((j - 1u) * ${c.B}u + b) * ${c.So / V}u + p], j > 0u)`,
         `j < ${c.T}u`,
         `j == ${c.T}u`,
       )
@@ -259,7 +279,7 @@ export function dzAsmSpec(c: CtmDims): FusedSpec {
       part(
         "A",
         c.Sa,
-        range(c.nh).map((h) => `DSP[(b * ${c.nh}u + ${h}u) * ${c.Sa}u + p]`).join(" + "),
+        range(c.nh).map((h) => `DSP[(b * ${c.nh}u + ${h}u) * ${c.Sa / V}u + p]`).join(" + "),
         `j < ${c.T - 1}u`,
         `j == ${c.T - 1}u`,
       )

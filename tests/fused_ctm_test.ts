@@ -34,7 +34,8 @@ const base: Omit<CtmOptions, "iterations" | "dModel" | "nSynchOut" | "nSynchActi
 
 // Three configurations (each compiles its own fused kernels, so few and small) that together
 // cover: shallow and deep NLMs, the three neuron selections, memory length 1, 2 and 3, one tick,
-// odd batches (3, 67), a batch of 67 split into two NLM row chunks with a one-quad tail, heads of
+// synchronisation sizes that are multiples of 4 (four pairs per access: 8 and 4) and not, odd
+// batches (3, 67), a batch of 67 split into two NLM row chunks with a one-quad tail, heads of
 // width 8, a hidden width that straddles texels (3) and one that needs two NLM-gradient blocks
 // (17), and eval mode with dropout configured (fused: dropout inactive).
 const CASES: Case[] = [
@@ -44,8 +45,8 @@ const CASES: Case[] = [
       ...base,
       iterations: 3,
       dModel: 16,
-      nSynchOut: 5,
-      nSynchAction: 3,
+      nSynchOut: 8,
+      nSynchAction: 4,
       deepNlms: false,
       dropout: 0.3,
     },

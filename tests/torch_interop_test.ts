@@ -37,7 +37,7 @@ const parity: Case["cfg"] = {
   dModel: 12,
   dInput: 8,
   heads: 2,
-  nSynchOut: 5,
+  nSynchOut: 8,
   nSynchAction: 4,
   synapseDepth: 1,
   memoryLength: 3,

@@ -66,7 +66,10 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     DS: acquire(Lq, B * c.nh, T),
     DAG: acquire(D, Bq, 2 * T),
   };
-  const dzAsm = cached(`dzasm${key}`, () => dzAsmSpec(c));
+  // Four synchronisation pairs per storage access where sizes and offsets allow.
+  const v4 = Sa % 4 === 0 && So % 4 === 0 && [rO, rA, g].every((t) => t.offset % 4 === 0);
+  const V = v4 ? 4 : 1;
+  const dzAsm = cached(`dzasm${v4}${key}`, () => dzAsmSpec(c, v4));
   const nlmBwd = cached(`nlmb${key}`, () => nlmBwdSpec(c));
   const lnBwd = cached(`lnb${key}`, () => lnBwdSpec(c));
   const synBwd = cached(`synb${key}`, () => synBwdSpec(c, ...SYN_BWD));
@@ -92,7 +95,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
         DZ.buffer,
       ],
       [X.Z, X.IdxO, X.IdxA],
-      [j, rO.offset, rA.offset, g.offset],
+      [j, rO.offset / V, rA.offset / V, g.offset / V],
       B,
     );
   asm(T);
