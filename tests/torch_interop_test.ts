@@ -3,10 +3,12 @@
  * parameter names) loads with `load_state_dict(strict=True)` into a PyTorch CTM written from the
  * reference facts with torch's own modules (`tests/torch/ctm_torch.py`), which gives the same
  * predictions, certainties and parameter gradients (float64 there, float32 tolerance here), for the
- * fused and the op-by-op recurrence. Runs only where `python3` can import torch and numpy (ignored
- * otherwise; `.ci/run` installs torch from a local wheel directory when it finds one).
+ * fused and the op-by-op recurrence; likewise the LSTM baseline against `nn.LSTM`. Runs only where
+ * `python3` can import torch and numpy (ignored otherwise; `.ci/run` installs torch from a local
+ * wheel directory when it finds one).
  */
 import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
+import { LstmBaseline, type LstmBaselineOptions } from "../src/models/lstm.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { mul } from "../src/ops/arith.ts";
 import { sum } from "../src/ops/reduce.ts";
@@ -26,7 +28,9 @@ const hasTorch = await new Deno.Command("python3", {
 
 interface Case {
   name: string;
+  /** A CTM configuration, or the LSTM baseline's with `lstm`. */
   cfg: Omit<CtmOptions, "rng">;
+  lstm?: Omit<LstmBaselineOptions, "rng">;
   /** Input shape: `[B, L]` parity sequences or `[B, C, L]` features. */
   shape: number[];
   fused: boolean;
@@ -76,6 +80,23 @@ const CASES: Case[] = [
     fused: false,
   },
   {
+    name: "LSTM baseline, two layers, parity backbone",
+    cfg: parity,
+    lstm: {
+      iterations: 3,
+      dModel: 6,
+      dInput: 8,
+      heads: 2,
+      backboneType: "parity_backbone",
+      numLayers: 2,
+      positionalEmbeddingType: "custom-rotational-1d",
+      outDims: 8,
+      predictionReshaper: [4, 2],
+    },
+    shape: [3, 4],
+    fused: false,
+  },
+  {
     name: "random selection (upper triangles), memory length 1, fused",
     cfg: { ...parity, neuronSelectType: "random", memoryLength: 1, nRandomPairingSelf: 0, heads: 4 },
     shape: [5, 4],
@@ -84,7 +105,23 @@ const CASES: Case[] = [
 ];
 
 function torchConfig(c: Case): Record<string, unknown> {
-  const o = c.cfg;
+  const o = c.cfg, d_backbone = c.shape.length === 3 ? c.shape[1] : undefined;
+  if (c.lstm) {
+    const l = c.lstm;
+    return {
+      model: "lstm",
+      iterations: l.iterations,
+      d_model: l.dModel,
+      d_input: l.dInput,
+      heads: l.heads,
+      num_layers: l.numLayers,
+      backbone_type: l.backboneType,
+      positional_embedding_type: l.positionalEmbeddingType,
+      out_dims: l.outDims,
+      prediction_reshaper: l.predictionReshaper,
+      d_backbone,
+    };
+  }
   return {
     iterations: o.iterations,
     d_model: o.dModel,
@@ -101,7 +138,7 @@ function torchConfig(c: Case): Record<string, unknown> {
     out_dims: o.outDims,
     prediction_reshaper: o.predictionReshaper,
     neuron_select_type: o.neuronSelectType,
-    d_backbone: c.shape.length === 3 ? c.shape[1] : undefined,
+    d_backbone,
   };
 }
 
@@ -125,8 +162,10 @@ for (const c of CASES) {
       await initGpu();
       const dir = await Deno.makeTempDir({ prefix: "ctm-torch-" });
       const rng = new Rng(5);
-      const ctm = new Ctm({ ...c.cfg, rng: new Rng(9) });
-      ctm.fused = c.fused;
+      const ctm = c.lstm
+        ? new LstmBaseline({ ...c.lstm, rng: new Rng(9) })
+        : new Ctm({ ...c.cfg, rng: new Rng(9) });
+      if (ctm instanceof Ctm) ctm.fused = c.fused;
       const B = c.shape[0];
       const x = c.shape.length === 2
         ? fromArray(Float32Array.from({ length: B * c.shape[1] }, () => (rng.next() < 0.5 ? -1 : 1)), c.shape)
@@ -147,11 +186,12 @@ for (const c of CASES) {
       }
       ctm.loadStateDict(fresh, { strict: false });
       for (const t of fresh.values()) t.dispose();
-      const T = c.cfg.iterations;
-      const probe = fromArray(
-        Float32Array.from({ length: B * c.cfg.outDims * T }, () => rng.uniform(-1, 1)),
-        [B, c.cfg.outDims, T],
-      );
+      const T = (c.lstm ?? c.cfg).iterations, nOut = (c.lstm ?? c.cfg).outDims;
+      const probe = fromArray(Float32Array.from({ length: B * nOut * T }, () => rng.uniform(-1, 1)), [
+        B,
+        nOut,
+        T,
+      ]);
       await saveSafetensors(`${dir}/weights.safetensors`, ctm.stateDict());
       await saveSafetensors(`${dir}/input.safetensors`, { x, probe });
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(torchConfig(c)));
@@ -191,7 +231,8 @@ for (const c of CASES) {
       }
       for (const k of ours.keys()) if (!theirs.has(k)) problems.push(`${k}: missing in PyTorch`);
       if (problems.length) throw new Error(problems.join("\n"));
-      for (const t of [x, probe, out.predictions, out.certainties, out.syncOut]) t.dispose();
+      const last = "syncOut" in out ? out.syncOut : out.hidden;
+      for (const t of [x, probe, out.predictions, out.certainties, last]) t.dispose();
       ctm.dispose();
       await Deno.remove(dir, { recursive: true });
     },

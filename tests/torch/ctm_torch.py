@@ -1,12 +1,13 @@
-"""A PyTorch CTM written from the reference facts (ctm-reference.md §1.2-1.3), for the interop test.
+"""A PyTorch CTM and LSTM baseline written from the reference facts (ctm-reference.md §1.2, 1.3, 1.6),
+for the interop test.
 
 `tests/torch_interop_test.ts` saves a CTM built by this toolkit as safetensors (the reference's
 parameter names), then runs
 
     python3 tests/torch/ctm_torch.py CONFIG.json WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
 
-This script builds the same model with torch modules (nn.MultiheadAttention, nn.LayerNorm, nn.GLU,
-nn.Linear, nn.Embedding), loads the weights with `load_state_dict(strict=True)`, runs the forward in
+This script builds the same model (`"model": "lstm"` in CONFIG for the LSTM baseline) with torch
+modules (nn.MultiheadAttention, nn.LSTM, nn.LayerNorm, nn.GLU, nn.Linear, nn.Embedding), loads the weights with `load_state_dict(strict=True)`, runs the forward in
 float64, takes the gradient of `sum(predictions * probe)` and writes the predictions, certainties
 and every parameter gradient (`grad.<name>`) to OUT. Nothing here is imported from the reference.
 """
@@ -113,6 +114,36 @@ class SynapseUNET(nn.Module):
         return u
 
 
+def build_featuriser(m, c):
+    """The backbone, positional embedding and kv_proj shared by the CTM and the LSTM baseline."""
+    d_in = c["d_input"]
+    if c["backbone_type"] == "parity_backbone":
+        m.backbone, d_backbone = ParityBackbone(d_in), d_in
+    else:
+        m.backbone, d_backbone = nn.Identity(), c["d_backbone"]
+    if c["positional_embedding_type"] == "custom-rotational-1d":
+        m.positional_embedding = Rotational1D(d_backbone)
+    else:
+        m.positional_embedding = None
+    m.kv_proj = nn.Sequential(nn.Linear(d_backbone, d_in), nn.LayerNorm(d_in))
+
+
+def featurise(m, x):
+    f = m.backbone(x)
+    pe = m.positional_embedding(f) if m.positional_embedding is not None else 0
+    return m.kv_proj((f + pe).flatten(2).transpose(1, 2))
+
+
+def certainty(pred, reshaper):
+    """[normalised entropy, 1 - normalised entropy] of the softmax over the last reshaped dim."""
+    p = pred.reshape([pred.shape[0]] + reshaper)
+    logp = torch.log_softmax(p, -1)
+    ne = -(logp.exp() * logp).sum(-1) / math.log(p.shape[-1])
+    if ne.dim() > 1:
+        ne = ne.flatten(1).mean(-1)
+    return torch.stack([ne, 1 - ne], -1)
+
+
 class CTM(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -121,15 +152,7 @@ class CTM(nn.Module):
         sel = c["neuron_select_type"]
         size = lambda n: n if sel == "random-pairing" else n * (n + 1) // 2
         self.s_out, self.s_act = size(c["n_synch_out"]), size(c["n_synch_action"])
-        if c["backbone_type"] == "parity_backbone":
-            self.backbone, d_backbone = ParityBackbone(d_in), d_in
-        else:
-            self.backbone, d_backbone = nn.Identity(), c["d_backbone"]
-        if c["positional_embedding_type"] == "custom-rotational-1d":
-            self.positional_embedding = Rotational1D(d_backbone)
-        else:
-            self.positional_embedding = None
-        self.kv_proj = nn.Sequential(nn.Linear(d_backbone, d_in), nn.LayerNorm(d_in))
+        build_featuriser(self, c)
         self.q_proj = nn.Linear(self.s_act, d_in)
         self.attention = nn.MultiheadAttention(d_in, c["heads"], batch_first=True)
         if c["synapse_depth"] == 1:
@@ -173,19 +196,9 @@ class CTM(nn.Module):
             alpha, beta = r * alpha + pp, r * beta + 1
         return alpha / torch.sqrt(beta), alpha, beta
 
-    def certainty(self, pred):
-        p = pred.reshape([pred.shape[0]] + self.c["prediction_reshaper"])
-        logp = torch.log_softmax(p, -1)
-        ne = -(logp.exp() * logp).sum(-1) / math.log(p.shape[-1])
-        if ne.dim() > 1:
-            ne = ne.flatten(1).mean(-1)
-        return torch.stack([ne, 1 - ne], -1)
-
     def forward(self, x):
         c, B = self.c, x.shape[0]
-        f = self.backbone(x)
-        pe = self.positional_embedding(f) if self.positional_embedding is not None else 0
-        kv = self.kv_proj((f + pe).flatten(2).transpose(1, 2))
+        kv = featurise(self, x)
         trace = self.start_trace.unsqueeze(0).expand(B, -1, -1)
         z = self.start_activated_state.unsqueeze(0).expand(B, -1)
         with torch.no_grad():
@@ -207,7 +220,38 @@ class CTM(nn.Module):
             s_out, a_out, b_out = self.sync(z, a_out, b_out, r_out, "out")
             pred = self.output_projector(s_out)
             preds.append(pred)
-            certs.append(self.certainty(pred).detach())
+            certs.append(certainty(pred, c["prediction_reshaper"]).detach())
+        return torch.stack(preds, -1), torch.stack(certs, -1)
+
+
+class LSTMBaseline(nn.Module):
+    """nn.LSTM stepped once per tick on the attention output; the query comes from the top hidden state."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        D, d_in, layers = c["d_model"], c["d_input"], c["num_layers"]
+        build_featuriser(self, c)
+        self.lstm = nn.LSTM(d_in, D, layers, batch_first=True)
+        self.q_proj = nn.Linear(D, d_in)
+        self.attention = nn.MultiheadAttention(d_in, c["heads"], batch_first=True)
+        self.output_projector = nn.Linear(D, c["out_dims"])
+        self.start_hidden_state = nn.Parameter(torch.zeros(layers, D))
+        self.start_cell_state = nn.Parameter(torch.zeros(layers, D))
+
+    def forward(self, x):
+        c, B = self.c, x.shape[0]
+        kv = featurise(self, x)
+        h = self.start_hidden_state.unsqueeze(1).expand(-1, B, -1).contiguous()
+        cell = self.start_cell_state.unsqueeze(1).expand(-1, B, -1).contiguous()
+        preds, certs = [], []
+        for _ in range(c["iterations"]):
+            q = self.q_proj(h[-1]).unsqueeze(1)
+            attn, _ = self.attention(q, kv, kv, need_weights=True, average_attn_weights=False)
+            _, (h, cell) = self.lstm(attn, (h, cell))
+            pred = self.output_projector(h[-1])
+            preds.append(pred)
+            certs.append(certainty(pred, c["prediction_reshaper"]).detach())
         return torch.stack(preds, -1), torch.stack(certs, -1)
 
 
@@ -216,7 +260,7 @@ def main():
     with open(cfg_path) as f:
         cfg = json.load(f)
     torch.manual_seed(0)
-    model = CTM(cfg).double()
+    model = (LSTMBaseline if cfg.get("model") == "lstm" else CTM)(cfg).double()
     weights = read_safetensors(weights_path)
     state = {k: (v.long() if "indices" in k else v.double()) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
