@@ -34,7 +34,9 @@ export async function readParams(m: Module): Promise<Params> {
 /**
  * Loads `params` into `m` (non-strict: buffers keep their values), checks `m.forward(x)` against
  * `ref(params)`, then checks the gradient of `sum(out · R)` (R random) for every parameter of
- * `m` against central differences (eps 1e-6) of the float64 reference.
+ * `m` against central differences (eps 1e-6) of the float64 reference. With `input` (x must then
+ * require grad), x's gradient is checked too, against differences of `input.ref` over `input.x`,
+ * the same values as x: a path that drops the input's gradient (a shortcut) shows only there.
  */
 export async function moduleGradcheck(
   m: Module,
@@ -42,6 +44,7 @@ export async function moduleGradcheck(
   params: Params,
   ref: (p: Params) => Ref,
   tol: { atol?: number; rtol?: number; gradAtol?: number; gradRtol?: number } = {},
+  input?: { x: Ref; ref: (p: Params, x: Ref) => Ref },
 ): Promise<void> {
   const uploaded = new Map([...params].map(([k, r]) => [k, toGpu(r)]));
   m.loadStateDict(uploaded, { strict: false });
@@ -81,6 +84,25 @@ export async function moduleGradcheck(
       atol: (tol.gradAtol ?? 1e-4) * scale,
       rtol: tol.gradRtol ?? 1e-3,
       msg: `grad ${name}`,
+    });
+  }
+  if (input) {
+    const xr = input.x, fd = new Float64Array(xr.data.length);
+    for (let j = 0; j < fd.length; j++) {
+      const eps = 1e-6 * Math.max(1, Math.abs(xr.data[j]));
+      const at = (d: number) => {
+        const data = xr.data.slice();
+        data[j] += d;
+        return input.ref(params, { shape: xr.shape, data }).data.reduce((s, v, i) => s + v * R[i], 0);
+      };
+      fd[j] = (at(eps) - at(-eps)) / (2 * eps);
+    }
+    if (!x.grad) throw new Error("the input got no gradient");
+    const scale = Math.max(1, ...Array.from(fd, Math.abs));
+    assertClose(await x.grad.toArray(), fd, {
+      atol: (tol.gradAtol ?? 1e-4) * scale,
+      rtol: tol.gradRtol ?? 1e-3,
+      msg: "grad of the input",
     });
   }
 }

@@ -13,7 +13,7 @@ import { noGrad } from "../src/tensor/autograd.ts";
 import type { Module } from "../src/nn/module.ts";
 
 gpuTest(
-  "BasicBlock and Bottleneck: forward and every parameter's gradient vs float64 (train-mode BN)",
+  "BasicBlock and Bottleneck: forward, every parameter's and the input's gradient vs float64 (train-mode BN)",
   async () => {
     const rng = new Rng(7);
     const cases: [Module, number[], number, boolean][] = [
@@ -24,7 +24,7 @@ gpuTest(
     ];
     for (const [block, shape, stride, bottleneck] of cases) {
       const xr = randImage(rng, shape);
-      const x = fromArray(Float32Array.from(xr.data), shape);
+      const x = fromArray(Float32Array.from(xr.data), shape).requireGrad();
       await moduleGradcheck(
         block,
         x,
@@ -36,6 +36,8 @@ gpuTest(
           gradAtol: 2e-4,
           gradRtol: 2e-3,
         },
+        // The input's gradient too: through the convolutions and the shortcut.
+        { x: xr, ref: (p, xi) => refBlock(p, "", xi, stride, bottleneck, true) },
       );
       x.dispose();
       block.dispose();

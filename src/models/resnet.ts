@@ -10,6 +10,7 @@ import { relu } from "../ops/unary.ts";
 import { Sequential } from "../nn/containers.ts";
 import { Conv2d } from "../nn/conv.ts";
 import { initRng } from "../nn/init.ts";
+import { identity } from "../nn/layers.ts";
 import { Module } from "../nn/module.ts";
 import { BatchNorm2d } from "../nn/norm2d.ts";
 import { MaxPool2d } from "../nn/pool.ts";
@@ -98,7 +99,7 @@ export class BasicBlock extends Module {
     h.dispose();
     const r = this.#bn2.forward(c2);
     c2.dispose();
-    return join(r, this.#down ? this.#down.forward(x) : x.alias());
+    return join(r, this.#down ? this.#down.forward(x) : identity(x));
   }
 }
 
@@ -146,7 +147,7 @@ export class Bottleneck extends Module {
       h = i < 2 ? this.#bns[i].forwardRelu(c) : this.#bns[i].forward(c);
       c.dispose();
     }
-    return join(h, this.#down ? this.#down.forward(x) : x.alias());
+    return join(h, this.#down ? this.#down.forward(x) : identity(x));
   }
 }
 
