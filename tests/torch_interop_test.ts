@@ -31,7 +31,7 @@ interface Case {
   /** A CTM configuration, or the LSTM baseline's with `lstm`. */
   cfg: Omit<CtmOptions, "rng">;
   lstm?: Omit<LstmBaselineOptions, "rng">;
-  /** Input shape: `[B, L]` parity sequences or `[B, C, L]` features. */
+  /** Input shape: `[B, L]` parity sequences, `[B, C, L]` features or `[B, C, H, W]` images. */
   shape: number[];
   fused: boolean;
 }
@@ -80,6 +80,18 @@ const CASES: Case[] = [
     fused: false,
   },
   {
+    name: "resnet18-2 backbone (basic blocks, a strided stage), batch norm in training mode",
+    cfg: { ...parity, backboneType: "resnet18-2", positionalEmbeddingType: "none", iterations: 2 },
+    shape: [2, 3, 8, 8],
+    fused: true,
+  },
+  {
+    name: "resnet50-1 backbone (bottleneck blocks), 1-channel images",
+    cfg: { ...parity, backboneType: "resnet50-1", positionalEmbeddingType: "none", iterations: 2 },
+    shape: [2, 1, 6, 6],
+    fused: true,
+  },
+  {
     name: "LSTM baseline, two layers, parity backbone",
     cfg: parity,
     lstm: {
@@ -106,6 +118,7 @@ const CASES: Case[] = [
 
 function torchConfig(c: Case): Record<string, unknown> {
   const o = c.cfg, d_backbone = c.shape.length === 3 ? c.shape[1] : undefined;
+  const in_channels = c.shape.length === 4 ? c.shape[1] : undefined;
   if (c.lstm) {
     const l = c.lstm;
     return {
@@ -139,6 +152,7 @@ function torchConfig(c: Case): Record<string, unknown> {
     prediction_reshaper: o.predictionReshaper,
     neuron_select_type: o.neuronSelectType,
     d_backbone,
+    in_channels,
   };
 }
 
@@ -208,6 +222,9 @@ for (const c of CASES) {
       ]);
       for (const [k, p] of ctm.namedParameters()) {
         ours.set(`grad.${k}`, p.grad ? await p.grad.toArray() : new Float32Array(p.size));
+      }
+      for (const [k, t] of ctm.stateDict()) {
+        if (k.includes("running")) ours.set(`buffer.${k}`, await t.toArray());
       }
 
       const run = await new Deno.Command("python3", {

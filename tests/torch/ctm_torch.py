@@ -7,9 +7,11 @@ parameter names), then runs
     python3 tests/torch/ctm_torch.py CONFIG.json WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
 
 This script builds the same model (`"model": "lstm"` in CONFIG for the LSTM baseline) with torch
-modules (nn.MultiheadAttention, nn.LSTM, nn.LayerNorm, nn.GLU, nn.Linear, nn.Embedding), loads the weights with `load_state_dict(strict=True)`, runs the forward in
-float64, takes the gradient of `sum(predictions * probe)` and writes the predictions, certainties
-and every parameter gradient (`grad.<name>`) to OUT. Nothing here is imported from the reference.
+modules (nn.MultiheadAttention, nn.LSTM, nn.Conv2d, nn.BatchNorm2d, nn.LayerNorm, nn.GLU, nn.Linear,
+nn.Embedding; ResNet backbones built like torchvision's), loads the weights with
+`load_state_dict(strict=True)`, runs the forward in float64 in training mode, takes the gradient of `sum(predictions * probe)` and writes the
+predictions, certainties, every parameter gradient (`grad.<name>`) and the batch-norm running
+statistics after the forward (`buffer.<name>`) to OUT. Nothing here is imported from the reference.
 """
 import json
 import math
@@ -114,11 +116,85 @@ class SynapseUNET(nn.Module):
         return u
 
 
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inp, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample(inp, planes, stride)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inp, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * planes)
+        self.downsample = downsample(inp, 4 * planes, stride)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+def downsample(inp, out, stride):
+    if stride == 1 and inp == out:
+        return None
+    return nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+
+class ResNetBackbone(nn.Module):
+    """`resnetXX-k`: 3x3 stride-1 stem, BN, ReLU, max pool 3/2/1, then stages 1..k (no pool, no fc)."""
+
+    def __init__(self, name):
+        super().__init__()
+        family, k = name[len("resnet") :].split("-")
+        block = BasicBlock if family in ("18", "34") else Bottleneck
+        counts = {"18": [2, 2, 2, 2], "34": [3, 4, 6, 3], "50": [3, 4, 6, 3], "101": [3, 4, 23, 3], "152": [3, 4, 36, 3]}
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.stages, inp = [], 64
+        for i in range(int(k)):
+            planes, blocks = 64 * 2**i, []
+            for j in range(counts[family][i]):
+                blocks.append(block(inp, planes, (1 if i == 0 else 2) if j == 0 else 1))
+                inp = planes * block.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            self.stages.append(f"layer{i + 1}")
+        self.width = inp
+
+    def forward(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        return x
+
+
 def build_featuriser(m, c):
     """The backbone, positional embedding and kv_proj shared by the CTM and the LSTM baseline."""
     d_in = c["d_input"]
     if c["backbone_type"] == "parity_backbone":
         m.backbone, d_backbone = ParityBackbone(d_in), d_in
+    elif c["backbone_type"].startswith("resnet"):
+        m.initial_rgb = nn.Conv2d(c["in_channels"], 3, 1)
+        m.backbone = ResNetBackbone(c["backbone_type"])
+        d_backbone = m.backbone.width
     else:
         m.backbone, d_backbone = nn.Identity(), c["d_backbone"]
     if c["positional_embedding_type"] == "custom-rotational-1d":
@@ -129,7 +205,7 @@ def build_featuriser(m, c):
 
 
 def featurise(m, x):
-    f = m.backbone(x)
+    f = m.backbone(m.initial_rgb(x) if hasattr(m, "initial_rgb") else x)
     pe = m.positional_embedding(f) if m.positional_embedding is not None else 0
     return m.kv_proj((f + pe).flatten(2).transpose(1, 2))
 
@@ -262,7 +338,7 @@ def main():
     torch.manual_seed(0)
     model = (LSTMBaseline if cfg.get("model") == "lstm" else CTM)(cfg).double()
     weights = read_safetensors(weights_path)
-    state = {k: (v.long() if "indices" in k else v.double()) for k, v in weights.items()}
+    state = {k: (v.double() if v.is_floating_point() else v.long()) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
     model.train()
     io = read_safetensors(input_path)
@@ -271,6 +347,9 @@ def main():
     out = {"predictions": preds, "certainties": certs}
     for name, p in model.named_parameters():
         out[f"grad.{name}"] = p.grad if p.grad is not None else torch.zeros_like(p)
+    for name, b in model.named_buffers():  # batch-norm running statistics after the forward
+        if "running" in name:
+            out[f"buffer.{name}"] = b
     write_safetensors(out_path, out)
 
 
