@@ -13,7 +13,6 @@ import {
   mmLoop,
   pairIdx,
   range,
-  ro,
   rw,
   spec,
   tl,
