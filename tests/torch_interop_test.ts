@@ -3,19 +3,20 @@
  * parameter names) loads with `load_state_dict(strict=True)` into a PyTorch CTM written from the
  * reference facts with torch's own modules (`tests/torch/ctm_torch.py`), which gives the same
  * predictions, certainties and parameter gradients (float64 there, float32 tolerance here), for the
- * fused and the op-by-op recurrence; likewise the LSTM baseline against `nn.LSTM`. Runs only where
- * `python3` can import torch and numpy (ignored otherwise; `.ci/run` installs torch from a local
- * wheel directory when it finds one).
+ * fused and the op-by-op recurrence; likewise the LSTM baseline against `nn.LSTM` and the FF
+ * baseline. Runs only where `python3` can import torch and numpy (ignored otherwise; `.ci/run`
+ * installs torch from a local wheel directory when it finds one).
  */
 import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
 import { LstmBaseline, type LstmBaselineOptions } from "../src/models/lstm.ts";
+import { FfBaseline, type FfBaselineOptions } from "../src/models/ff.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { mul } from "../src/ops/arith.ts";
 import { sum } from "../src/ops/reduce.ts";
 import { hostToArray, readSafetensors, saveSafetensors } from "../src/io/safetensors.ts";
 import { initGpu } from "../src/gpu/device.ts";
 import { tidy } from "../src/tensor/scope.ts";
-import type { Tensor } from "../src/tensor/tensor.ts";
+import { Tensor } from "../src/tensor/tensor.ts";
 import { Rng } from "./helpers.ts";
 
 const script = new URL("./torch/ctm_torch.py", import.meta.url).pathname;
@@ -28,9 +29,10 @@ const hasTorch = await new Deno.Command("python3", {
 
 interface Case {
   name: string;
-  /** A CTM configuration, or the LSTM baseline's with `lstm`. */
+  /** A CTM configuration, or a baseline's with `lstm` / `ff`. */
   cfg: Omit<CtmOptions, "rng">;
   lstm?: Omit<LstmBaselineOptions, "rng">;
+  ff?: Omit<FfBaselineOptions, "rng">;
   /** Input shape: `[B, L]` parity sequences, `[B, C, L]` features or `[B, C, H, W]` images. */
   shape: number[];
   fused: boolean;
@@ -92,6 +94,13 @@ const CASES: Case[] = [
     fused: true,
   },
   {
+    name: "FF baseline on resnet18-2",
+    cfg: parity,
+    ff: { backboneType: "resnet18-2", dModel: 16, outDims: 5 },
+    shape: [2, 3, 8, 8],
+    fused: false,
+  },
+  {
     name: "LSTM baseline, two layers, parity backbone",
     cfg: parity,
     lstm: {
@@ -119,6 +128,15 @@ const CASES: Case[] = [
 function torchConfig(c: Case): Record<string, unknown> {
   const o = c.cfg, d_backbone = c.shape.length === 3 ? c.shape[1] : undefined;
   const in_channels = c.shape.length === 4 ? c.shape[1] : undefined;
+  if (c.ff) {
+    return {
+      model: "ff",
+      backbone_type: c.ff.backboneType,
+      d_model: c.ff.dModel,
+      out_dims: c.ff.outDims,
+      in_channels,
+    };
+  }
   if (c.lstm) {
     const l = c.lstm;
     return {
@@ -176,7 +194,9 @@ for (const c of CASES) {
       await initGpu();
       const dir = await Deno.makeTempDir({ prefix: "ctm-torch-" });
       const rng = new Rng(5);
-      const ctm = c.lstm
+      const ctm = c.ff
+        ? new FfBaseline({ ...c.ff, rng: new Rng(9) })
+        : c.lstm
         ? new LstmBaseline({ ...c.lstm, rng: new Rng(9) })
         : new Ctm({ ...c.cfg, rng: new Rng(9) });
       if (ctm instanceof Ctm) ctm.fused = c.fused;
@@ -200,26 +220,29 @@ for (const c of CASES) {
       }
       ctm.loadStateDict(fresh, { strict: false });
       for (const t of fresh.values()) t.dispose();
-      const T = (c.lstm ?? c.cfg).iterations, nOut = (c.lstm ?? c.cfg).outDims;
-      const probe = fromArray(Float32Array.from({ length: B * nOut * T }, () => rng.uniform(-1, 1)), [
-        B,
-        nOut,
-        T,
-      ]);
+      // The FF baseline's logits have no tick axis.
+      const probeShape = c.ff
+        ? [B, c.ff.outDims]
+        : [B, (c.lstm ?? c.cfg).outDims, (c.lstm ?? c.cfg).iterations];
+      const probe = fromArray(
+        Float32Array.from({ length: probeShape.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1)),
+        probeShape,
+      );
       await saveSafetensors(`${dir}/weights.safetensors`, ctm.stateDict());
       await saveSafetensors(`${dir}/input.safetensors`, { x, probe });
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(torchConfig(c)));
 
       ctm.zeroGrad();
-      const out = tidy(() => {
+      const outs = tidy(() => {
         const o = ctm.forward(x);
-        sum(mul(o.predictions, probe)).backward();
-        return o;
+        const [predictions, ...rest] = o instanceof Tensor
+          ? [o]
+          : [o.predictions, o.certainties, "syncOut" in o ? o.syncOut : o.hidden];
+        sum(mul(predictions, probe)).backward();
+        return [predictions, ...rest];
       });
-      const ours = new Map<string, ArrayLike<number>>([
-        ["predictions", await out.predictions.toArray()],
-        ["certainties", await out.certainties.toArray()],
-      ]);
+      const ours = new Map<string, ArrayLike<number>>([["predictions", await outs[0].toArray()]]);
+      if (outs[1]) ours.set("certainties", await outs[1].toArray());
       for (const [k, p] of ctm.namedParameters()) {
         ours.set(`grad.${k}`, p.grad ? await p.grad.toArray() : new Float32Array(p.size));
       }
@@ -248,8 +271,7 @@ for (const c of CASES) {
       }
       for (const k of ours.keys()) if (!theirs.has(k)) problems.push(`${k}: missing in PyTorch`);
       if (problems.length) throw new Error(problems.join("\n"));
-      const last = "syncOut" in out ? out.syncOut : out.hidden;
-      for (const t of [x, probe, out.predictions, out.certainties, last]) t.dispose();
+      for (const t of [x, probe, ...outs]) t.dispose();
       ctm.dispose();
       await Deno.remove(dir, { recursive: true });
     },

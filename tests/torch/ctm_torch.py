@@ -6,7 +6,7 @@ parameter names), then runs
 
     python3 tests/torch/ctm_torch.py CONFIG.json WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
 
-This script builds the same model (`"model": "lstm"` in CONFIG for the LSTM baseline) with torch
+This script builds the same model (`"model": "lstm"` or `"ff"` in CONFIG for the baselines) with torch
 modules (nn.MultiheadAttention, nn.LSTM, nn.Conv2d, nn.BatchNorm2d, nn.LayerNorm, nn.GLU, nn.Linear,
 nn.Embedding; ResNet backbones built like torchvision's), loads the weights with
 `load_state_dict(strict=True)`, runs the forward in float64 in training mode, takes the gradient of `sum(predictions * probe)` and writes the
@@ -331,12 +331,31 @@ class LSTMBaseline(nn.Module):
         return torch.stack(preds, -1), torch.stack(certs, -1)
 
 
+class FFBaseline(nn.Module):
+    """initial_rgb, a truncated ResNet, then pool, squeeze x2, Linear(d_model), ReLU, Dropout, Linear."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.initial_rgb = nn.Conv2d(c["in_channels"], 3, 1)
+        self.backbone = ResNetBackbone(c["backbone_type"])
+        self.output_projector = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), Squeeze(), Squeeze(), nn.Linear(self.backbone.width, c["d_model"]),
+            nn.ReLU(), nn.Dropout(0.0), nn.Linear(c["d_model"], c["out_dims"]),
+        )
+
+    def forward(self, x):
+        return self.output_projector(self.backbone(self.initial_rgb(x))), None
+
+
+MODELS = {"ctm": None, "lstm": LSTMBaseline, "ff": FFBaseline}
+
+
 def main():
     cfg_path, weights_path, input_path, out_path = sys.argv[1:5]
     with open(cfg_path) as f:
         cfg = json.load(f)
     torch.manual_seed(0)
-    model = (LSTMBaseline if cfg.get("model") == "lstm" else CTM)(cfg).double()
+    model = (MODELS.get(cfg.get("model", "ctm")) or CTM)(cfg).double()
     weights = read_safetensors(weights_path)
     state = {k: (v.double() if v.is_floating_point() else v.long()) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
@@ -344,7 +363,7 @@ def main():
     io = read_safetensors(input_path)
     preds, certs = model(io["x"].double())
     (preds * io["probe"].double()).sum().backward()
-    out = {"predictions": preds, "certainties": certs}
+    out = {"predictions": preds} if certs is None else {"predictions": preds, "certainties": certs}
     for name, p in model.named_parameters():
         out[f"grad.{name}"] = p.grad if p.grad is not None else torch.zeros_like(p)
     for name, b in model.named_buffers():  # batch-norm running statistics after the forward
