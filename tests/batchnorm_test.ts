@@ -352,3 +352,56 @@ gpuTest("batchNorm2d: errors name the problem, no leaks", async () => {
   if (!gw.every(Number.isFinite)) throw new Error("non-finite gradient");
   bn.dispose();
 });
+
+gpuTest(
+  "BatchNorm2d momentum null: running statistics are the plain average since the last reset",
+  async () => {
+    const bn = new BatchNorm2d(2, { momentum: null });
+    const rng = new Rng(16);
+    const seen: Ref[] = [];
+    const check = async () => {
+      // Mean of the per-batch means and of the per-batch unbiased variances.
+      const mean = [0, 0], vr = [0, 0];
+      for (const x of seen) {
+        const [B, C, H, W] = x.shape, n = B * H * W;
+        for (let c = 0; c < C; c++) {
+          let s = 0, s2 = 0;
+          for (let b = 0; b < B; b++) {
+            for (let i = 0; i < H * W; i++) s += x.data[(b * C + c) * H * W + i];
+          }
+          const m = s / n;
+          for (let b = 0; b < B; b++) {
+            for (let i = 0; i < H * W; i++) s2 += (x.data[(b * C + c) * H * W + i] - m) ** 2;
+          }
+          mean[c] += m / seen.length;
+          vr[c] += s2 / (n - 1) / seen.length;
+        }
+      }
+      assertClose(await bn.runningMean!.toArray(), mean, { atol: 1e-5 });
+      assertClose(await bn.runningVar!.toArray(), vr, { atol: 1e-5 });
+    };
+    for (let step = 0; step < 3; step++) {
+      seen.push(randRef(rng, [2, 2, 3, 3], step, 2 + 2 * step));
+      bn.forward(toGpu(seen[step])).dispose();
+    }
+    await check();
+    // Eval-mode forwards do not count; after a reset the average starts again.
+    bn.eval().forward(toGpu(seen[0])).dispose();
+    bn.train();
+    bn.resetRunningStats();
+    seen.length = 0;
+    for (let step = 0; step < 2; step++) {
+      seen.push(randRef(rng, [3, 2, 2, 2], -step, 1));
+      bn.forward(toGpu(seen[step])).dispose();
+    }
+    await check();
+    bn.momentum = 0.1; // switching back: the usual exponential average from here on
+    let threw = false;
+    try {
+      new BatchNorm2d(2, { momentum: 1.5 });
+    } catch (e) {
+      threw = /momentum must be in \[0, 1\] or null/.test(String(e));
+    }
+    if (!threw) throw new Error("momentum 1.5 should be refused");
+  },
+);

@@ -15,8 +15,12 @@ import { Module } from "./module.ts";
 export interface BatchNorm2dOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;
-  /** Weight of each batch in the running statistics (default 0.1). */
-  momentum?: number;
+  /**
+   * Weight of each batch in the running statistics (default 0.1); null: their plain average over
+   * the training batches since construction or {@link BatchNorm2d.resetRunningStats} (PyTorch's
+   * `momentum=None`).
+   */
+  momentum?: number | null;
   /** Learn a per-channel `weight` (init 1) and `bias` (init 0); default true. */
   affine?: boolean;
   /** Keep running statistics for eval mode (default true); without them eval mode uses batch statistics. */
@@ -47,8 +51,11 @@ export class BatchNorm2d extends Module {
   readonly numFeatures: number;
   /** Variance epsilon. */
   readonly eps: number;
-  /** Running-average momentum. */
-  readonly momentum: number;
+  /**
+   * Running-average momentum, or null for the plain average of the training batches since the
+   * last reset (may be changed between forwards, like PyTorch's `bn.momentum`).
+   */
+  momentum: number | null;
   /** Whether `weight` and `bias` exist. */
   readonly affine: boolean;
   /** Whether the running statistics exist. */
@@ -62,13 +69,11 @@ export class BatchNorm2d extends Module {
     }
     this.numFeatures = numFeatures;
     this.eps = opts.eps ?? 1e-5;
-    this.momentum = opts.momentum ?? 0.1;
+    this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
     this.affine = opts.affine ?? true;
     this.trackRunningStats = opts.trackRunningStats ?? true;
     if (!(this.eps > 0)) throw new Error(`BatchNorm2d: eps must be positive, got ${this.eps}`);
-    if (!(this.momentum >= 0 && this.momentum <= 1)) {
-      throw new Error(`BatchNorm2d: momentum must be in [0, 1], got ${this.momentum}`);
-    }
+    checkMomentum(this.momentum);
     if (this.affine) {
       this.registerParameter("weight", constant_(Tensor.empty([numFeatures]), 1));
       this.registerParameter("bias", constant_(Tensor.empty([numFeatures]), 0));
@@ -105,9 +110,13 @@ export class BatchNorm2d extends Module {
     return this.trackRunningStats ? this.getBuffer("num_batches_tracked") : null;
   }
 
+  /** Training batches since construction or the last reset (host count, for `momentum: null`). */
+  #sinceReset = 0;
+
   /** Resets the running statistics (mean 0, variance 1, count 0), like PyTorch's `reset_running_stats()`. */
   resetRunningStats(): void {
     if (!this.trackRunningStats) return;
+    this.#sinceReset = 0;
     noGrad(() => {
       mapInto(this.getBuffer("running_mean"), "0.0", []);
       mapInto(this.getBuffer("running_var"), "1.0", []);
@@ -123,12 +132,14 @@ export class BatchNorm2d extends Module {
       throw new Error(`BatchNorm2d: input has ${x.shape[1]} channels, the layer expects ${this.numFeatures}`);
     }
     const track = this.trackRunningStats;
+    checkMomentum(this.momentum);
+    if (this.training && track) this.#sinceReset++;
     return batchNorm2d(x, this.weight, this.bias, {
       training: this.training || !track,
       runningMean: this.runningMean,
       runningVar: this.runningVar,
       numBatchesTracked: this.training ? this.numBatchesTracked : null,
-      momentum: this.momentum,
+      momentum: this.momentum ?? 1 / Math.max(1, this.#sinceReset),
       eps: this.eps,
       relu,
     });
@@ -142,5 +153,11 @@ export class BatchNorm2d extends Module {
   /** `relu(forward(x))` in the same kernel (one dispatch fewer, no intermediate tensor). */
   forwardRelu(x: Tensor): Tensor {
     return this.#run(x, true);
+  }
+}
+
+function checkMomentum(m: number | null): void {
+  if (m !== null && !(m >= 0 && m <= 1)) {
+    throw new Error(`BatchNorm2d: momentum must be in [0, 1] or null (plain average), got ${m}`);
   }
 }

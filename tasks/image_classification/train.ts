@@ -194,9 +194,14 @@ export async function runImages(
     return values;
   };
   const evaluate = async (iteration: number): Promise<MetricValues> => {
-    resetBatchNormStats(model);
+    const restore = resetBatchNormStats(model);
     model.train();
-    const trainValues = await measure("train_", data.evalTrainBatches(iteration));
+    let trainValues: MetricValues;
+    try {
+      trainValues = await measure("train_", data.evalTrainBatches(iteration));
+    } finally {
+      restore();
+    }
     model.eval();
     const testValues = await measure("test_", data.testBatches());
     model.train();
