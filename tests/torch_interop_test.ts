@@ -36,6 +36,8 @@ interface Case {
   /** Input shape: `[B, L]` parity sequences, `[B, C, L]` features or `[B, C, H, W]` images. */
   shape: number[];
   fused: boolean;
+  /** Run in eval mode (batch norm from its running statistics). */
+  eval?: boolean;
 }
 
 const parity: Case["cfg"] = {
@@ -86,6 +88,13 @@ const CASES: Case[] = [
     cfg: { ...parity, backboneType: "resnet18-2", positionalEmbeddingType: "none", iterations: 2 },
     shape: [2, 3, 8, 8],
     fused: true,
+  },
+  {
+    name: "resnet18-2 backbone in eval mode (batch norm from running statistics)",
+    cfg: { ...parity, backboneType: "resnet18-2", positionalEmbeddingType: "none", iterations: 2 },
+    shape: [2, 3, 8, 8],
+    fused: true,
+    eval: true,
   },
   {
     name: "resnet50-1 backbone (bottleneck blocks), 1-channel images",
@@ -154,6 +163,7 @@ function torchConfig(c: Case): Record<string, unknown> {
     };
   }
   return {
+    eval: c.eval ?? false,
     iterations: o.iterations,
     d_model: o.dModel,
     d_input: o.dInput,
@@ -232,6 +242,7 @@ for (const c of CASES) {
       await saveSafetensors(`${dir}/input.safetensors`, { x, probe });
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(torchConfig(c)));
 
+      if (c.eval) ctm.eval();
       ctm.zeroGrad();
       const outs = tidy(() => {
         const o = ctm.forward(x);

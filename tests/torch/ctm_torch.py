@@ -359,7 +359,7 @@ def main():
     weights = read_safetensors(weights_path)
     state = {k: (v.double() if v.is_floating_point() else v.long()) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
-    model.train()
+    model.train(not cfg.get("eval", False))
     io = read_safetensors(input_path)
     preds, certs = model(io["x"].double())
     (preds * io["probe"].double()).sum().backward()
