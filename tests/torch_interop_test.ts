@@ -59,6 +59,14 @@ const parity: Case["cfg"] = {
   nRandomPairingSelf: 2,
 };
 
+/** The parity CTM on images with a ResNet backbone, two ticks. */
+const resnet = (backboneType: string): Case["cfg"] => ({
+  ...parity,
+  backboneType,
+  positionalEmbeddingType: "none",
+  iterations: 2,
+});
+
 const CASES: Case[] = [
   {
     name: "parity backbone, deep NLMs, random-pairing, fused recurrence",
@@ -83,22 +91,18 @@ const CASES: Case[] = [
     shape: [2, 6, 5],
     fused: false,
   },
-  {
-    name: "resnet18-2 backbone (basic blocks, a strided stage), batch norm in training mode",
-    cfg: { ...parity, backboneType: "resnet18-2", positionalEmbeddingType: "none", iterations: 2 },
+  ...[false, true].map((evalMode) => ({
+    name: `resnet18-2 backbone (basic blocks, a strided stage), batch norm in ${
+      evalMode ? "eval" : "training"
+    } mode`,
+    cfg: resnet("resnet18-2"),
     shape: [2, 3, 8, 8],
     fused: true,
-  },
-  {
-    name: "resnet18-2 backbone in eval mode (batch norm from running statistics)",
-    cfg: { ...parity, backboneType: "resnet18-2", positionalEmbeddingType: "none", iterations: 2 },
-    shape: [2, 3, 8, 8],
-    fused: true,
-    eval: true,
-  },
+    eval: evalMode,
+  })),
   {
     name: "resnet50-1 backbone (bottleneck blocks), 1-channel images",
-    cfg: { ...parity, backboneType: "resnet50-1", positionalEmbeddingType: "none", iterations: 2 },
+    cfg: resnet("resnet50-1"),
     shape: [2, 1, 6, 6],
     fused: true,
   },
