@@ -8,7 +8,7 @@ parameter names), then runs
 
 This script builds the same model (`"model": "lstm"` or `"ff"` in CONFIG for the baselines) with torch
 modules (nn.MultiheadAttention, nn.LSTM, nn.Conv2d, nn.BatchNorm2d, nn.LayerNorm, nn.GLU, nn.Linear,
-nn.Embedding; ResNet backbones built like torchvision's), loads the weights with
+nn.Embedding; ResNet, MNIST and ShallowWide backbones as the facts describe them), loads the weights with
 `load_state_dict(strict=True)`, runs the forward in float64 in training mode, takes the gradient of `sum(predictions * probe)` and writes the
 predictions, certainties, every parameter gradient (`grad.<name>`) and the batch-norm running
 statistics after the forward (`buffer.<name>`) to OUT. Nothing here is imported from the reference.
@@ -186,11 +186,41 @@ class ResNetBackbone(nn.Module):
         return x
 
 
+class MNISTBackbone(nn.Module):
+    """[Conv2d(d, 3x3, pad 1) -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2)] x 2."""
+
+    def __init__(self, inp, d):
+        super().__init__()
+        block = lambda i: [nn.Conv2d(i, d, 3, 1, 1), nn.BatchNorm2d(d), nn.ReLU(), nn.MaxPool2d(2, 2)]
+        self.layers = nn.Sequential(*block(inp), *block(d))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class ShallowWide(nn.Module):
+    """Conv(4096, 3x3, stride 2) -> GLU(1) -> BN(2048) -> Conv(2048->4096, 3x3, groups 32) -> GLU(1) -> BN."""
+
+    def __init__(self, inp):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(inp, 4096, 3, 2, 1), nn.GLU(1), nn.BatchNorm2d(2048),
+            nn.Conv2d(2048, 4096, 3, 1, 1, groups=32), nn.GLU(1), nn.BatchNorm2d(2048),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
 def build_featuriser(m, c):
     """The backbone, positional embedding and kv_proj shared by the CTM and the LSTM baseline."""
     d_in = c["d_input"]
     if c["backbone_type"] == "parity_backbone":
         m.backbone, d_backbone = ParityBackbone(d_in), d_in
+    elif c["backbone_type"] == "mnist":
+        m.backbone, d_backbone = MNISTBackbone(c["in_channels"], d_in), d_in
+    elif c["backbone_type"] == "shallow-wide":
+        m.backbone, d_backbone = ShallowWide(c["in_channels"]), 2048
     elif c["backbone_type"].startswith("resnet"):
         m.initial_rgb = nn.Conv2d(c["in_channels"], 3, 1)
         m.backbone = ResNetBackbone(c["backbone_type"])
