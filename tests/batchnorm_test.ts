@@ -356,46 +356,23 @@ gpuTest("batchNorm2d: errors name the problem, no leaks", async () => {
 gpuTest(
   "BatchNorm2d momentum null: running statistics are the plain average since the last reset",
   async () => {
+    // The plain average of k batches is the running update with momentum 1/k for the k-th batch.
     const bn = new BatchNorm2d(2, { momentum: null });
     const rng = new Rng(16);
-    const seen: Ref[] = [];
-    const check = async () => {
-      // Mean of the per-batch means and of the per-batch unbiased variances.
-      const mean = [0, 0], vr = [0, 0];
-      for (const x of seen) {
-        const [B, C, H, W] = x.shape, n = B * H * W;
-        for (let c = 0; c < C; c++) {
-          let s = 0, s2 = 0;
-          for (let b = 0; b < B; b++) {
-            for (let i = 0; i < H * W; i++) s += x.data[(b * C + c) * H * W + i];
-          }
-          const m = s / n;
-          for (let b = 0; b < B; b++) {
-            for (let i = 0; i < H * W; i++) s2 += (x.data[(b * C + c) * H * W + i] - m) ** 2;
-          }
-          mean[c] += m / seen.length;
-          vr[c] += s2 / (n - 1) / seen.length;
-        }
-      }
-      assertClose(await bn.runningMean!.toArray(), mean, { atol: 1e-5 });
-      assertClose(await bn.runningVar!.toArray(), vr, { atol: 1e-5 });
+    let rm = new Float64Array(2), rv = new Float64Array(2).fill(1), k = 0;
+    const step = async (shape: number[], lo: number, hi: number) => {
+      const x = randRef(rng, shape, lo, hi);
+      const want = refBN(x, null, null, { training: true, rm, rv, momentum: 1 / ++k });
+      assertClose(await bn.forward(toGpu(x)).toArray(), want.data, { atol: 1e-4 });
+      assertClose(await bn.runningMean!.toArray(), rm, { atol: 1e-5 });
+      assertClose(await bn.runningVar!.toArray(), rv, { atol: 1e-5 });
     };
-    for (let step = 0; step < 3; step++) {
-      seen.push(randRef(rng, [2, 2, 3, 3], step, 2 + 2 * step));
-      bn.forward(toGpu(seen[step])).dispose();
-    }
-    await check();
+    for (let i = 0; i < 3; i++) await step([2, 2, 3, 3], i, 2 + 2 * i);
     // Eval-mode forwards do not count; after a reset the average starts again.
-    bn.eval().forward(toGpu(seen[0])).dispose();
-    bn.train();
-    bn.resetRunningStats();
-    seen.length = 0;
-    for (let step = 0; step < 2; step++) {
-      seen.push(randRef(rng, [3, 2, 2, 2], -step, 1));
-      bn.forward(toGpu(seen[step])).dispose();
-    }
-    await check();
-    bn.momentum = 0.1; // switching back: the usual exponential average from here on
+    bn.eval().forward(toGpu(randRef(rng, [1, 2, 2, 2], 0, 1)));
+    bn.train().resetRunningStats();
+    [rm, rv, k] = [new Float64Array(2), new Float64Array(2).fill(1), 0];
+    for (let i = 0; i < 2; i++) await step([3, 2, 2, 2], -i, 1);
     let threw = false;
     try {
       new BatchNorm2d(2, { momentum: 1.5 });
