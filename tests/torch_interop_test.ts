@@ -219,12 +219,12 @@ for (const c of CASES) {
       await initGpu();
       const dir = await Deno.makeTempDir({ prefix: "ctm-torch-" });
       const rng = new Rng(5);
-      const ctm = c.ff
+      const model = c.ff
         ? new FfBaseline({ ...c.ff, rng: new Rng(9) })
         : c.lstm
         ? new LstmBaseline({ ...c.lstm, rng: new Rng(9) })
         : new Ctm({ ...c.cfg, rng: new Rng(9) });
-      if (ctm instanceof Ctm) ctm.fused = c.fused;
+      if (model instanceof Ctm) model.fused = c.fused;
       const B = c.shape[0];
       const x = c.shape.length === 2
         ? fromArray(Float32Array.from({ length: B * c.shape[1] }, () => (rng.next() < 0.5 ? -1 : 1)), c.shape)
@@ -232,10 +232,10 @@ for (const c of CASES) {
           Float32Array.from({ length: c.shape.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1)),
           c.shape,
         );
-      tidy(() => void ctm.forward(x)); // materialise lazy layers
+      tidy(() => void model.forward(x)); // materialise lazy layers
       // Every float parameter off its trivial init; decays partly outside [0, 15] (clamped in place).
       const fresh = new Map<string, Tensor>();
-      for (const [k, t] of ctm.stateDict()) {
+      for (const [k, t] of model.stateDict()) {
         if (t.dtype !== "f32") continue;
         const a = Float64Array.from(await t.toArray());
         const v = k.startsWith("decay_params")
@@ -243,7 +243,7 @@ for (const c of CASES) {
           : a.map((y) => y + rng.uniform(-0.3, 0.3));
         fresh.set(k, fromArray(Float32Array.from(v), t.shape));
       }
-      ctm.loadStateDict(fresh, { strict: false });
+      model.loadStateDict(fresh, { strict: false });
       for (const t of fresh.values()) t.dispose();
       // The FF baseline's logits have no tick axis.
       const probeShape = c.ff
@@ -253,14 +253,14 @@ for (const c of CASES) {
         Float32Array.from({ length: probeShape.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1)),
         probeShape,
       );
-      await saveSafetensors(`${dir}/weights.safetensors`, ctm.stateDict());
+      await saveSafetensors(`${dir}/weights.safetensors`, model.stateDict());
       await saveSafetensors(`${dir}/input.safetensors`, { x, probe });
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(torchConfig(c)));
 
-      if (c.eval) ctm.eval();
-      ctm.zeroGrad();
+      if (c.eval) model.eval();
+      model.zeroGrad();
       const outs = tidy(() => {
-        const o = ctm.forward(x);
+        const o = model.forward(x);
         const [predictions, ...rest] = o instanceof Tensor
           ? [o]
           : [o.predictions, o.certainties, "syncOut" in o ? o.syncOut : o.hidden];
@@ -269,10 +269,10 @@ for (const c of CASES) {
       });
       const ours = new Map<string, ArrayLike<number>>([["predictions", await outs[0].toArray()]]);
       if (outs[1]) ours.set("certainties", await outs[1].toArray());
-      for (const [k, p] of ctm.namedParameters()) {
+      for (const [k, p] of model.namedParameters()) {
         ours.set(`grad.${k}`, p.grad ? await p.grad.toArray() : new Float32Array(p.size));
       }
-      for (const [k, t] of ctm.stateDict()) {
+      for (const [k, t] of model.stateDict()) {
         if (k.includes("running")) ours.set(`buffer.${k}`, await t.toArray());
       }
 
@@ -304,7 +304,7 @@ for (const c of CASES) {
       for (const k of ours.keys()) if (!theirs.has(k)) problems.push(`${k}: missing in PyTorch`);
       if (problems.length) throw new Error(problems.join("\n"));
       for (const t of [x, probe, ...outs]) t.dispose();
-      ctm.dispose();
+      model.dispose();
       await Deno.remove(dir, { recursive: true });
     },
   });
