@@ -280,6 +280,37 @@ export function packSpec(int: boolean, div = false): FusedSpec {
   );
 }
 
+/**
+ * Transposing pack of a `[E, N]` source whose N dim is contiguous (entry e of column n at
+ * `X[off + e·es + n]`, N, es and off multiples of 4): texel `(n, r)` (or `(r, n)` with `swap`)
+ * gets entries 4r…4r+3 of column n (zero past E), divided by `Dv[dvOff]` with `div`. Thread per
+ * (4 columns, texel row): four `vec4` loads, a 4×4 transpose, four texel stores, instead of
+ * {@link packSpec}'s sixteen scalar loads (each a per-lane loop on lavapipe). Threads: N/4 · ⌈E/4⌉.
+ */
+export function packT4Spec(div: boolean, swap: boolean): FusedSpec {
+  const sc = div ? " / Dv[P.dvOff]" : "";
+  const L: string[] = [
+    `if (tid >= P.N4 * P.R) { return; }`,
+    `let n4 = tid % P.N4; let r = tid / P.N4; let e0 = 4u * r;`,
+  ];
+  for (let q = 0; q < 4; q++) {
+    L.push(`var a${q} = vec4f(0.0);`);
+    L.push(`if (e0 + ${q}u < P.E) { a${q} = X[P.off4 + (e0 + ${q}u) * P.es4 + n4]${sc}; }`);
+  }
+  for (let i = 0; i < 4; i++) {
+    const at = swap ? `vec2u(r, 4u * n4 + ${i}u)` : `vec2u(4u * n4 + ${i}u, r)`;
+    const c = XYZW[i];
+    L.push(`textureStore(Out, ${at}, 0u, vec4f(a0.${c}, a1.${c}, a2.${c}, a3.${c}));`);
+  }
+  return spec(
+    `ctm pack t4${div ? " scaled" : ""}`,
+    ["off4", "es4", "N4", "R", "E", ...(div ? ["dvOff"] : [])],
+    [ro("X", "vec4<f32>"), ...(div ? [ro("Dv")] : [])],
+    [{ name: "Out", kind: "w" }],
+    L.join("\n  "),
+  );
+}
+
 /** β histories: `BA[t·Sa + p]` for t < T (β₀ = 1) and `BO[j·So + p]` for j ≤ T. Threads: Sa + So. */
 export function betasSpec(c: CtmDims): FusedSpec {
   return spec(

@@ -37,7 +37,8 @@ const base: Omit<CtmOptions, "iterations" | "dModel" | "nSynchOut" | "nSynchActi
 // synchronisation sizes that are multiples of 4 (four pairs per access: 8 and 4) and not, odd
 // batches (3, 67), a batch of 67 split into two NLM row chunks with a one-quad tail, heads of
 // width 8, a hidden width that straddles texels (3) and one that needs two NLM-gradient blocks
-// (17), and eval mode with dropout configured (fused: dropout inactive).
+// (17), eval mode with dropout configured (fused: dropout inactive), and d_input = 64 with
+// d_input + d_model = 128, whose weights and keys/values go into textures by buffer copies.
 const CASES: Case[] = [
   {
     name: "shallow NLM, random-pairing, odd batch, eval mode with dropout",
@@ -54,13 +55,14 @@ const CASES: Case[] = [
     eval: true,
   },
   {
-    name: "one tick, memory length 1, first-last, 17 hidden",
+    name: "one tick, memory length 1, first-last, 17 hidden, weights packed by copies",
     cfg: {
       ...base,
       iterations: 1,
       memoryLength: 1,
       memoryHiddenDims: 17,
-      dModel: 12,
+      dInput: 64,
+      dModel: 64,
       nSynchOut: 3,
       nSynchAction: 2,
       deepNlms: true,

@@ -34,6 +34,7 @@ import {
   forceReadMode,
   pack,
   packRows,
+  packT,
   release,
   repeat,
   run,
@@ -111,7 +112,9 @@ export function fusedCtmSupported(c: CtmDims): boolean {
 function packInputs(inp: Record<string, Tensor>, X: Record<string, Tex>, c: CtmDims): void {
   const { d, D, M, B } = c;
   const dv = derived(c);
-  packRows(inp.ws, X.Wt, { R: d + D, C: 2 * D, rs: 1, cs: d + D });
+  if (!packT(inp.ws, X.Wt, { N: d + D, E: 2 * D, es: d + D, swap: true })) {
+    packRows(inp.ws, X.Wt, { R: d + D, C: 2 * D, rs: 1, cs: d + D });
+  }
   packRows(inp.ws, X.Wn, { R: 2 * D, C: d + D, rs: d + D, cs: 1 });
   packRows(inp.bs, X.Bs, { R: 1, C: 2 * D, rs: 0, cs: 1 });
   packRows(inp.wq, X.Wq, { R: c.Sa, C: d, rs: d, cs: 1 });
@@ -121,10 +124,14 @@ function packInputs(inp: Record<string, Tensor>, X: Record<string, Tex>, c: CtmD
   // NLM weights per neuron, entry r at texel (n, r/4); temperatures folded in: (x·w + b)/T.
   const perNeuron = (src: Tensor, out: Tex, R: number, lim: number, xs: number, qs: number, div: Tensor) =>
     pack(src, out, { W: D, R, xs, ys: 4 * qs, qs, vx: 0, vy: 1, lim, div });
-  perNeuron(inp.w1, X.W1, dv.W1q, M * dv.O1, 1, D, inp.t1);
+  if (!packT(inp.w1, X.W1, { N: D, E: M * dv.O1, es: D, div: inp.t1 })) {
+    perNeuron(inp.w1, X.W1, dv.W1q, M * dv.O1, 1, D, inp.t1);
+  }
   perNeuron(inp.b1, X.B1, dv.B1q, dv.O1, dv.O1, 1, inp.t1);
   if (c.deep) {
-    perNeuron(inp.w2, X.W2, dv.W2q, 2 * c.H, 1, D, inp.t2);
+    if (!packT(inp.w2, X.W2, { N: D, E: 2 * c.H, es: D, div: inp.t2 })) {
+      perNeuron(inp.w2, X.W2, dv.W2q, 2 * c.H, 1, D, inp.t2);
+    }
     perNeuron(inp.b2, X.B2, 1, 2, 2, 1, inp.t2);
   }
   packRows(inp.lnw, X.Ln, { R: 1, C: D, rs: 0, cs: 1 });

@@ -3,7 +3,14 @@
  * textures, pipelines and bind groups for {@link FusedSpec}s (storage buffers then textures), a
  * launcher that records one dispatch, per-configuration spec caching and tensor→texture packing.
  */
-import { type FusedSpec, FWG, packSpec, rowPitch, setTextureReadMode } from "../../shaders/fused_ctm.ts";
+import {
+  type FusedSpec,
+  FWG,
+  packSpec,
+  packT4Spec,
+  rowPitch,
+  setTextureReadMode,
+} from "../../shaders/fused_ctm.ts";
 import { gpu } from "../gpu/device.ts";
 import { grid1d, wgsl } from "../gpu/kernel.ts";
 import { recorder } from "../gpu/recorder.ts";
@@ -240,7 +247,36 @@ export function pack(src: Tensor, out: Tex, o: PackOpts): void {
   );
 }
 
-/** Row-layout packing of `[R, C]` with strides (rs, cs) (and per layer ls). */
+/**
+ * Transposing pack (see `packT4Spec`): texel `(n, r)`, or `(r, n)` with `swap`, of `out` gets
+ * entries 4r…4r+3 of column n of the `[E, N]` view `src[e·es + n]`, divided by `div[0]`.
+ * Returns false (nothing recorded) where N, es or the offset are not multiples of 4.
+ */
+export function packT(
+  src: Tensor,
+  out: Tex,
+  o: { N: number; E: number; es: number; swap?: boolean; div?: Tensor },
+): boolean {
+  if (src.dtype !== "f32" || o.N % 4 !== 0 || o.es % 4 !== 0 || src.offset % 4 !== 0) return false;
+  const swap = !!o.swap, div = !!o.div;
+  const spec = cached(`packt4${div}${swap}`, () => packT4Spec(div, swap));
+  const R = Math.ceil(o.E / 4);
+  run(
+    spec,
+    o.div ? [src.buffer, o.div.buffer] : [src.buffer],
+    [out],
+    [src.offset / 4, o.es / 4, o.N / 4, R, o.E, ...(o.div ? [o.div.offset] : [])],
+    (o.N / 4) * R,
+  );
+  return true;
+}
+
+/**
+ * Row-layout packing of `[R, C]` with strides (rs, cs) (and per layer ls). Where each texel is four
+ * consecutive floats and the rows' byte pitch suits a buffer-to-texture copy (a multiple of 256,
+ * offset a multiple of 16), a copy does it: on lavapipe a memcpy instead of a kernel whose
+ * storage-buffer loads are per-lane loops (~1.3 ms → ~0.1 ms for the bench's synapse weight).
+ */
 export function packRows(
   src: Tensor,
   out: Tex,
@@ -255,6 +291,22 @@ export function packRows(
     div?: Tensor;
   },
 ): void {
+  const NL = o.NL ?? 1;
+  const copyable = src.dtype === "f32" && !o.div && o.cs === 1 && o.C % 4 === 0 && src.offset % 4 === 0 &&
+    (o.R === 1 || (4 * o.rs) % 256 === 0) && (NL === 1 || (o.R > 1 && o.ls === o.R * o.rs));
+  if (copyable) {
+    recorder().copyToTexture(
+      {
+        buffer: src.buffer,
+        offset: 4 * src.offset,
+        bytesPerRow: o.R > 1 ? 4 * o.rs : Math.ceil((4 * o.C) / 256) * 256,
+        rowsPerImage: o.R,
+      },
+      { texture: out.tex, origin: [0, o.rowOff ?? 0, 0] },
+      [o.C / 4, o.R, NL],
+    );
+    return;
+  }
   pack(src, out, {
     W: Math.ceil(o.C / 4),
     R: o.R,
