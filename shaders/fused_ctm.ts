@@ -259,6 +259,7 @@ export function packSpec(int: boolean, div = false): FusedSpec {
       "R",
       "NL",
       "rowOff",
+      "colOff",
       "layerOff",
       "vx",
       "vy",
@@ -276,13 +277,13 @@ export function packSpec(int: boolean, div = false): FusedSpec {
   for (var q = 0u; q < 4u; q++) {
     if (v0 + q < P.lim) { v[q] = ${rd("base + q * P.qs")}; }
   }
-  textureStore(Out, vec2u(x, P.rowOff + y), P.layerOff + l, v);`,
+  textureStore(Out, vec2u(P.colOff + x, P.rowOff + y), P.layerOff + l, v);`,
   );
 }
 
 /**
  * Transposing pack of a `[E, N]` source whose N dim is contiguous (entry e of column n at
- * `X[off + e·es + n]`, N, es and off multiples of 4): texel `(n, r)` (or `(r, n)` with `swap`)
+ * `X[off + e·es + n]`, N, es and off multiples of 4): texel `(nOff + n, r)` (or `(r, nOff + n)` with `swap`)
  * gets entries 4r…4r+3 of column n (zero past E), divided by `Dv[dvOff]` with `div`. Thread per
  * (4 columns, texel row): four `vec4` loads, a 4×4 transpose, four texel stores, instead of
  * {@link packSpec}'s sixteen scalar loads (each a per-lane loop on lavapipe). Threads: N/4 · ⌈E/4⌉.
@@ -298,13 +299,13 @@ export function packT4Spec(div: boolean, swap: boolean): FusedSpec {
     L.push(`if (e0 + ${q}u < P.E) { a${q} = X[P.off4 + (e0 + ${q}u) * P.es4 + n4]${sc}; }`);
   }
   for (let i = 0; i < 4; i++) {
-    const at = swap ? `vec2u(r, 4u * n4 + ${i}u)` : `vec2u(4u * n4 + ${i}u, r)`;
+    const at = swap ? `vec2u(r, P.nOff + 4u * n4 + ${i}u)` : `vec2u(P.nOff + 4u * n4 + ${i}u, r)`;
     const c = XYZW[i];
     L.push(`textureStore(Out, ${at}, 0u, vec4f(a0.${c}, a1.${c}, a2.${c}, a3.${c}));`);
   }
   return spec(
     `ctm pack t4${div ? " scaled" : ""}`,
-    ["off4", "es4", "N4", "R", "E", ...(div ? ["dvOff"] : [])],
+    ["off4", "es4", "N4", "R", "E", "nOff", ...(div ? ["dvOff"] : [])],
     [ro("X", "vec4<f32>"), ...(div ? [ro("Dv")] : [])],
     [{ name: "Out", kind: "w" }],
     L.join("\n  "),

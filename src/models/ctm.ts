@@ -325,9 +325,8 @@ export class Ctm extends Module {
     const synLin = (this.#synapses as Sequential).at(1) as Linear;
     const ln = (this.#synapses as Sequential).at(3) as LayerNorm;
     const wS = synLin.weight;
-    const wSa = t(slice(wS, 1, 0, E)), wSz = t(slice(wS, 1, E));
+    const wSa = t(slice(wS, 1, 0, E));
     const wSaO = t(matmul(wSa, att.outProj.weight));
-    const ws = t(concat([wSaO, wSz], 1));
     const bs = t(linear(att.outProj.bias!, wSa, synLin.bias!));
     const nlm = this.#traceProcessor.at(0) as Sequential;
     const sl1 = nlm.at(0) as SuperLinear, sl2 = o.deepNlms ? nlm.at(2) as SuperLinear : null;
@@ -338,7 +337,8 @@ export class Ctm extends Module {
         v,
         wq,
         bq,
-        ws,
+        ws: wS,
+        wsA: wSaO,
         bs,
         lnw: ln.weight!,
         lnb: ln.bias!,

@@ -58,8 +58,14 @@ export interface FusedCtmInputs {
   /** Query map `q = S_act · wq + bq` (q_proj and the attention's query projection folded): `[Sa, d]`, `[d]`. */
   wq: Tensor;
   bq: Tensor;
-  /** Synapse weight with out_proj folded in, `[2D, d + D]`, and bias `[2D]`. */
+  /**
+   * The synapse weight `[2D, d + D]` as the model holds it: the op uses its columns d… (the part
+   * applied to z); `wsA` `[2D, d]` replaces its first d columns (the attention part with out_proj
+   * folded in). Separate inputs, so that no concatenated copy is made per forward or split per
+   * backward. Bias `bs` `[2D]` (out_proj's bias folded in).
+   */
   ws: Tensor;
+  wsA: Tensor;
   bs: Tensor;
   /** Synapse LayerNorm affine `[D]`. */
   lnw: Tensor;
@@ -112,10 +118,18 @@ export function fusedCtmSupported(c: CtmDims): boolean {
 function packInputs(inp: Record<string, Tensor>, X: Record<string, Tex>, c: CtmDims): void {
   const { d, D, M, B } = c;
   const dv = derived(c);
-  if (!packT(inp.ws, X.Wt, { N: d + D, E: 2 * D, es: d + D, swap: true })) {
-    packRows(inp.ws, X.Wt, { R: d + D, C: 2 * D, rs: 1, cs: d + D });
+  // Synapse weight: rows (k) 0…d-1 of Wt and texel columns 0…d/4-1 of Wn from wsA, the rest
+  // from the z columns of ws.
+  const wsZ = inp.ws.alias([2 * D, D], [d + D, 1], inp.ws.offset + d);
+  if (!packT(inp.wsA, X.Wt, { N: d, E: 2 * D, es: d, swap: true })) {
+    packRows(inp.wsA, X.Wt, { R: d, C: 2 * D, rs: 1, cs: d });
   }
-  packRows(inp.ws, X.Wn, { R: 2 * D, C: d + D, rs: d + D, cs: 1 });
+  if (!packT(wsZ, X.Wt, { N: D, E: 2 * D, es: d + D, swap: true, nOff: d })) {
+    packRows(wsZ, X.Wt, { R: D, C: 2 * D, rs: 1, cs: d + D, rowOff: d });
+  }
+  packRows(inp.wsA, X.Wn, { R: 2 * D, C: d, rs: d, cs: 1 });
+  packRows(wsZ, X.Wn, { R: 2 * D, C: D, rs: d + D, cs: 1, colOff: d / 4 });
+  wsZ.dispose();
   packRows(inp.bs, X.Bs, { R: 1, C: 2 * D, rs: 0, cs: 1 });
   packRows(inp.wq, X.Wq, { R: c.Sa, C: d, rs: d, cs: 1 });
   packRows(inp.bq, X.Bq, { R: 1, C: d, rs: 0, cs: 1 });
@@ -172,6 +186,7 @@ export function fusedCtmRecurrence(
     wq: cont(inp.wq),
     bq: cont(inp.bq),
     ws: cont(inp.ws),
+    wsA: cont(inp.wsA),
     bs: cont(inp.bs),
     lnw: cont(inp.lnw),
     lnb: cont(inp.lnb),
@@ -279,6 +294,7 @@ export function fusedCtmRecurrence(
     inp.wq,
     inp.bq,
     inp.ws,
+    inp.wsA,
     inp.bs,
     inp.lnw,
     inp.lnb,
@@ -295,9 +311,10 @@ export function fusedCtmRecurrence(
   const st: FwdState = { X, AlA, BA, AlO, BO, rA: saved[1], rO: saved[2], t1: saved[3], t2: saved[4] };
   const out = record("fusedCtm", inputs, sOut, (g) => {
     const grads = backward(c, key, g, st);
-    const [gk, gv, gwq, gbq, gws, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] = grads;
+    const [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] =
+      grads;
     const deep = c.deep ? [gw2, gb2, gt2] : [gw2, gb2, gt2].map((t) => (t.dispose(), null)).filter((x) => x);
-    return [gk, gv, gwq, gbq, gws, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
+    return [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
   }, saved);
   if (!out.node) releaseAll();
   return { sOut: out, tracking: tr };

@@ -43,8 +43,8 @@ export interface FwdState {
 
 /**
  * Gradients of every input of the fused op from the incoming `gIn` (`[T, B, So]`), in the order
- * k, v, wq, bq, ws, bs, lnw, lnb, w1, b1, t1, w2, b2, t2 (placeholders when shallow), start
- * state, start trace, rOut, rAct.
+ * k, v, wq, bq, ws (zero in the attention columns), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
+ * (placeholders when shallow), start state, start trace, rOut, rAct.
  */
 export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Tensor[] {
   const dv = derived(c);
@@ -114,8 +114,9 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   }
   // After the loop C holds the pending trace gradients of tick 0.
   copyRowsToTexture(dag, Y.DAG, D, Bq, 0, 2 * T);
-  // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z], dWq' = Σ S_actᵀ·dq, biases.
-  const gws = Tensor.empty([2 * D, d + D]), gbs = Tensor.empty([2 * D]);
+  // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z] (the O part into gwsA, the Z
+  // part into the z columns of gws), dWq' = Σ S_actᵀ·dq, biases.
+  const gws = zeros([2 * D, d + D]), gwsA = Tensor.empty([2 * D, d]), gbs = Tensor.empty([2 * D]);
   const gwq = Tensor.empty([Sa, d]), gbq = Tensor.empty([d]);
   const outer = (tag: string, A: Tex, Bt: Tex, G: Tensor, off: number, o: OuterOpts) =>
     run(
@@ -126,7 +127,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
       outerThreads(o),
     );
   const K = d + D;
-  outer("synapse (attn part)", X.O, Y.DU, gws, 0, {
+  outer("synapse (attn part)", X.O, Y.DU, gwsA, 0, {
     M4: dq,
     N4: 2 * Dq,
     TM4: 8,
@@ -134,7 +135,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     Mrows: d,
     Ncols: 2 * D,
     sm: 1,
-    sn: K,
+    sn: d,
   });
   outer("synapse (z part)", X.Z, Y.DU, gws, d, {
     M4: D,
@@ -184,5 +185,5 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const gt1 = gT.alias([1], [1], 0, true), gt2 = gT.alias([1], [1], 1, true);
   for (const t of [g, dz2, DZ, pend, dag, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
   for (const t of Object.values(Y)) release(t);
-  return [gk, gv, gwq, gbq, gws, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
+  return [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
 }

@@ -213,6 +213,8 @@ export interface PackOpts {
   lim: number;
   rowOff?: number;
   layerOff?: number;
+  /** First texel column written. */
+  colOff?: number;
   /** Extra element offset. */
   off?: number;
   /** Divide every entry by `div[0]`. */
@@ -237,6 +239,7 @@ export function pack(src: Tensor, out: Tex, o: PackOpts): void {
       o.R,
       NL,
       o.rowOff ?? 0,
+      o.colOff ?? 0,
       o.layerOff ?? 0,
       o.vx,
       o.vy,
@@ -248,14 +251,14 @@ export function pack(src: Tensor, out: Tex, o: PackOpts): void {
 }
 
 /**
- * Transposing pack (see `packT4Spec`): texel `(n, r)`, or `(r, n)` with `swap`, of `out` gets
+ * Transposing pack (see `packT4Spec`): texel `(nOff + n, r)`, or `(r, nOff + n)` with `swap`, of `out` gets
  * entries 4r…4r+3 of column n of the `[E, N]` view `src[e·es + n]`, divided by `div[0]`.
  * Returns false (nothing recorded) where N, es or the offset are not multiples of 4.
  */
 export function packT(
   src: Tensor,
   out: Tex,
-  o: { N: number; E: number; es: number; swap?: boolean; div?: Tensor },
+  o: { N: number; E: number; es: number; swap?: boolean; nOff?: number; div?: Tensor },
 ): boolean {
   if (src.dtype !== "f32" || o.N % 4 !== 0 || o.es % 4 !== 0 || src.offset % 4 !== 0) return false;
   const swap = !!o.swap, div = !!o.div;
@@ -265,7 +268,7 @@ export function packT(
     spec,
     o.div ? [src.buffer, o.div.buffer] : [src.buffer],
     [out],
-    [src.offset / 4, o.es / 4, o.N / 4, R, o.E, ...(o.div ? [o.div.offset] : [])],
+    [src.offset / 4, o.es / 4, o.N / 4, R, o.E, o.nOff ?? 0, ...(o.div ? [o.div.offset] : [])],
     (o.N / 4) * R,
   );
   return true;
@@ -288,6 +291,8 @@ export function packRows(
     ls?: number;
     NL?: number;
     rowOff?: number;
+    /** First texel column written. */
+    colOff?: number;
     div?: Tensor;
   },
 ): void {
@@ -302,7 +307,7 @@ export function packRows(
         bytesPerRow: o.R > 1 ? 4 * o.rs : Math.ceil((4 * o.C) / 256) * 256,
         rowsPerImage: o.R,
       },
-      { texture: out.tex, origin: [0, o.rowOff ?? 0, 0] },
+      { texture: out.tex, origin: [o.colOff ?? 0, o.rowOff ?? 0, 0] },
       [o.C / 4, o.R, NL],
     );
     return;
@@ -319,6 +324,7 @@ export function packRows(
     vy: 0,
     lim: o.C,
     rowOff: o.rowOff,
+    colOff: o.colOff,
     div: o.div,
   });
 }
