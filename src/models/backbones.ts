@@ -206,17 +206,21 @@ export class Featuriser {
           `with backbone 'none' pass the input as [B, C, L] or [B, C, H, W]`,
       );
     }
-    let fp = f;
+    // Permute to tokens first, then add the positional embedding: the add writes the tokens
+    // contiguously, so kv_proj's matmul needs no copy of a transposed view.
+    const flat = flatten(f, 2);
+    const ft = permute(flat, [0, 2, 1]);
+    let tokens = ft;
+    const tmp = [r, f, flat, ft];
     if (this.positionalEmbedding) {
       const pe = this.positionalEmbedding.forward(f) as Tensor;
-      fp = add(f, pe);
-      pe.dispose();
+      const pf = flatten(pe, 2), pt = permute(pf, [0, 2, 1]);
+      tokens = add(ft, pt);
+      tmp.push(pe, pf, pt, tokens);
     }
-    const flat = flatten(fp, 2);
-    const tokens = permute(flat, [0, 2, 1]);
     const kv = this.kvProj.forward(tokens);
     const featureShape = [...f.shape];
-    for (const t of new Set([r, f, fp, flat, tokens])) if (t !== x) t.dispose();
+    for (const t of new Set(tmp)) if (t !== x) t.dispose();
     return { kv, featureShape };
   }
 }

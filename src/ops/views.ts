@@ -51,8 +51,12 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
       `reshape: cannot view [${t.shape.join(", ")}] (${t.size} elements) as [${shape.join(", ")}]`,
     );
   }
-  const src = t.isContiguous ? t : contiguous(t);
   const inShape = t.shape;
+  if (full.length === inShape.length && full.every((d, i) => d === inShape[i])) {
+    // Same shape: a view even of a strided tensor (e.g. flatten over a single dim).
+    return view(t, full, t.strides, t.offset, "reshape", (g) => reshape(g, inShape));
+  }
+  const src = t.isContiguous ? t : contiguous(t);
   const out = view(src, full, contiguousStrides(full), src.offset, "reshape", (g) => reshape(g, inShape));
   if (src !== t) src.dispose();
   return out;
