@@ -1,8 +1,11 @@
 /**
  * WGSL for float scatter-add along one axis: `Out[c with c[axis] → Idx[c]] += Src[c]`, correct
- * when several entries hit the same destination. Two strategies:
+ * when several entries hit the same destination. Strategies:
  *
- * Deterministic (default), a bucket sort of the index followed by a destination-driven sum. The
+ * Deterministic (default). With few entries per line (destination size × line length within a
+ * budget, see `src/ops/indexing.ts`), `directSpec`: each destination scans its line in one pass.
+ * Otherwise a bucket sort of the index followed by a destination-driven sum; both add in
+ * increasing entry order, so they give the same bits. The
  * index has a compact shape (size 1 on broadcast dims); a "line" is one run of it along `axis`,
  * and a bucket is (line, destination row v). Five passes:
  *   1. `countSpec`: Cnt[bucket] += 1 per entry (u32 atomics; counts do not depend on order).
@@ -174,6 +177,45 @@ export function sumSpec(rank: number, axis: number, hasBase: boolean): KernelSpe
       { name: "Out", type: "f32", access: "rw" },
     ],
     workgroup: [INDEX_WG],
+    body: body.join("\n"),
+  };
+}
+
+/**
+ * Direct strategy for few entries per line (the deterministic mode's choice when destination size
+ * × entries per line is small): one thread per destination element `c` scans the L entries of its
+ * line and adds `Src` where the index hits `c[axis]`, in increasing entry order from the base —
+ * the order of the sorted strategy, hence the same bits, in one pass instead of five. Params: `n`,
+ * `bo`, `so`, `io`, `N`, `L`, then per dim `d*` (destination shape), `it*` (as in
+ * {@link sumSpec}), `is*` (index strides, 0 on broadcast dims), `bs*`, `ss*`.
+ */
+export function directSpec(rank: number, axis: number, hasBase: boolean, idxType: "i32" | "u32"): KernelSpec {
+  const inside: string[] = [];
+  for (let d = 0; d < rank; d++) if (d !== axis) inside.push(`c${d} < P.it${d}`);
+  const body = [
+    `let i = ${LINEAR_ID};`,
+    `if (i >= P.n) { return; }`,
+    ...coordLines(rank),
+    `var acc = ${hasBase ? `Base[${offsetExpr("P.bo", "bs", rank, -1)}]` : "0.0"};`,
+    `if (${inside.length ? inside.join(" && ") : "true"}) {`,
+    `  let ib = ${offsetExpr("P.io", "is", rank, axis)};`,
+    `  let sb = ${offsetExpr("P.so", "ss", rank, axis)};`,
+    `  for (var k = 0u; k < P.L; k++) {`,
+    `    if (fix_index(i32(Idx[ib + k * P.is${axis}]), P.N) == c${axis}) { acc = acc + Src[sb + k * P.ss${axis}]; }`,
+    `  }`,
+    `}`,
+    `Out[i] = acc;`,
+  ];
+  return {
+    params: params(rank, ["n", "bo", "so", "io", "N", "L"], ["d", "it", "is", "bs", "ss"]),
+    bindings: [
+      { name: "Idx", type: idxType, access: "read" },
+      ...(hasBase ? [{ name: "Base", type: "f32" as const, access: "read" as const }] : []),
+      { name: "Src", type: "f32", access: "read" },
+      { name: "Out", type: "f32", access: "rw" },
+    ],
+    workgroup: [INDEX_WG],
+    prelude: INDEX_HELPERS,
     body: body.join("\n"),
   };
 }

@@ -1,9 +1,11 @@
 /**
  * Tests of the indexing ops (indexSelect, gather, scatterAdd, embedding, oneHot): forward against
  * float64 references on odd shapes and every axis, backward against finite differences, repeated
- * indices, both scatter-add strategies, and memory hygiene.
+ * indices, the three scatter-add strategies (direct, sorted, atomic), and memory hygiene.
  */
+import { deepStrictEqual as assertEquals } from "node:assert";
 import {
+  _scatterInternals,
   checkIndexRange,
   embedding,
   gather,
@@ -84,18 +86,24 @@ function randIdx(rng: Rng, n: number, count: number, negatives = false): Int32Ar
   return Int32Array.from({ length: count }, () => rng.int(n) - (negatives && rng.next() < 0.3 ? n : 0));
 }
 
-async function withMode(mode: ScatterMode, fn: () => Promise<void>): Promise<void> {
-  const prev = setScatterAddMode(mode);
+/** Modes under test: `sorted` is the deterministic mode with its direct path turned off. */
+const MODES = ["deterministic", "sorted", "atomic"] as const;
+
+async function withMode(mode: ScatterMode | "sorted", fn: () => Promise<void>): Promise<void> {
+  const prev = setScatterAddMode(mode === "sorted" ? "deterministic" : mode);
+  const budget = _scatterInternals.directBudget;
+  if (mode === "sorted") _scatterInternals.directBudget = 0;
   try {
     await fn();
   } finally {
     setScatterAddMode(prev);
+    _scatterInternals.directBudget = budget;
   }
 }
 
 gpuTest("indexSelect: every axis, odd shapes, repeated and negative indices, backward", async () => {
   const rng = new Rng(11);
-  for (const mode of ["deterministic", "atomic"] as const) {
+  for (const mode of MODES) {
     await withMode(mode, async () => {
       for (let rank = 1; rank <= 4; rank++) {
         for (let axis = 0; axis < rank; axis++) {
@@ -134,7 +142,7 @@ gpuTest("indexSelect: strided input and strided index, negative axis", async () 
 
 gpuTest("gather: every axis, index smaller than x off axis, repeats, backward", async () => {
   const rng = new Rng(13);
-  for (const mode of ["deterministic", "atomic"] as const) {
+  for (const mode of MODES) {
     await withMode(mode, async () => {
       for (let rank = 1; rank <= 4; rank++) {
         for (let axis = 0; axis < rank; axis++) {
@@ -153,7 +161,7 @@ gpuTest("gather: every axis, index smaller than x off axis, repeats, backward", 
 
 gpuTest("scatterAdd: forward and gradients for base and src, every axis", async () => {
   const rng = new Rng(14);
-  for (const mode of ["deterministic", "atomic"] as const) {
+  for (const mode of MODES) {
     await withMode(mode, async () => {
       for (let rank = 1; rank <= 3; rank++) {
         for (let axis = 0; axis < rank; axis++) {
@@ -186,7 +194,7 @@ gpuTest("scatterAdd: strided base and src, u32 indices, index smaller than base"
     for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) data[j * a + i] = r.data[i * b + j];
     return { shape: [b, a], data };
   };
-  for (const mode of ["deterministic", "atomic"] as const) {
+  for (const mode of MODES) {
     await withMode(mode, async () => {
       const it = fromArray(idx, ishape);
       await gradcheck(
@@ -254,7 +262,7 @@ gpuTest("indexSelect backward: 20000 indices into 50 rows, both strategies", asy
   const want = new Float64Array(V * D);
   for (let k = 0; k < K; k++) for (let d = 0; d < D; d++) want[idx[k] * D + d] += gr.data[k * D + d];
   const it = fromArray(idx);
-  for (const mode of ["deterministic", "atomic"] as const) {
+  for (const mode of MODES) {
     await withMode(mode, async () => {
       const wt = fromArray(Float32Array.from(w.data), [V, D]).requireGrad();
       tidy(() => {
@@ -270,16 +278,44 @@ gpuTest("indexSelect backward: 20000 indices into 50 rows, both strategies", asy
 
 gpuTest("embedding: any-shape indices with repeats, backward to the weight", async () => {
   const rng = new Rng(17);
-  for (const ishape of [[7], [2, 3, 4], [1, 5], []]) {
-    const V = 6, D = 1 + rng.int(5);
-    const idx = randIdx(rng, V, size(ishape));
-    const it = fromArray(idx, ishape);
-    const ref = (w: Ref): Ref => {
-      const r = refIndexSelect(w, 0, [...idx]);
-      return { shape: [...ishape, D], data: r.data };
-    };
-    await gradcheck((w) => embedding(it, w), ref, [randRef(rng, [V, D])]);
-    it.dispose();
+  for (const mode of MODES) {
+    await withMode(mode, async () => {
+      for (const ishape of [[7], [2, 3, 4], [1, 5], []]) {
+        const V = 6, D = 1 + rng.int(5);
+        const idx = randIdx(rng, V, size(ishape));
+        const it = fromArray(idx, ishape);
+        const ref = (w: Ref): Ref => {
+          const r = refIndexSelect(w, 0, [...idx]);
+          return { shape: [...ishape, D], data: r.data };
+        };
+        await gradcheck((w) => embedding(it, w), ref, [randRef(rng, [V, D])]);
+        it.dispose();
+      }
+    });
+  }
+});
+
+gpuTest("scatterAdd: the direct and sorted deterministic paths give the same bits", async () => {
+  const rng = new Rng(23);
+  for (const [bshape, sshape, axis] of [[[5, 7], [40, 7], 0], [[3, 6, 4], [3, 9, 4], 1]] as const) {
+    const idx = randIdx(rng, bshape[axis], size([...sshape]), true);
+    const it = fromArray(idx, [...sshape]);
+    const b = fromArray(Float32Array.from({ length: size([...bshape]) }, () => rng.uniform(-1, 1)), [
+      ...bshape,
+    ]);
+    const s = fromArray(Float32Array.from({ length: size([...sshape]) }, () => rng.uniform(-1e3, 1e3)), [
+      ...sshape,
+    ]);
+    const outs: Float32Array[] = [];
+    for (const mode of ["deterministic", "sorted"] as const) {
+      await withMode(mode, async () => {
+        const y = scatterAdd(b, axis, it, s);
+        outs.push(await y.toArray() as Float32Array);
+        y.dispose();
+      });
+    }
+    assertEquals(new Uint32Array(outs[0].buffer), new Uint32Array(outs[1].buffer));
+    for (const t of [it, b, s]) t.dispose();
   }
 });
 

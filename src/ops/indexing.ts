@@ -12,7 +12,15 @@
  * between runs.
  */
 import { gatherSpec, INDEX_WG } from "../../shaders/gather.ts";
-import { atomicSpec, countSpec, placeSpec, scanSpec, sortSpec, sumSpec } from "../../shaders/scatter.ts";
+import {
+  atomicSpec,
+  countSpec,
+  directSpec,
+  placeSpec,
+  scanSpec,
+  sortSpec,
+  sumSpec,
+} from "../../shaders/scatter.ts";
 import { grid1d, type KernelSpec, launch, type WgslType } from "../gpu/kernel.ts";
 import { noGrad, record } from "../tensor/autograd.ts";
 import { contiguousStrides, numel, type Shape, Tensor } from "../tensor/tensor.ts";
@@ -30,6 +38,12 @@ import { contiguous } from "./views.ts";
 export type ScatterMode = "deterministic" | "atomic";
 
 let scatterMode: ScatterMode = "deterministic";
+
+/**
+ * Internals (for tests): the deterministic mode sums directly, without sorting, while destination
+ * size × index entries per line is at most `directBudget` (0 forces the sort).
+ */
+export const _scatterInternals: { directBudget: number } = { directBudget: 1 << 18 };
 
 /** Sets the scatter-add strategy (see {@link ScatterMode}); returns the previous one. */
 export function setScatterAddMode(mode: ScatterMode): ScatterMode {
@@ -105,9 +119,34 @@ function scatterRaw(
     launch(s, [idx.buffer, src.buffer, out.buffer], p, groups(n));
     return out;
   }
+  const L = ishape[axis];
+  if (numel(destShape) * L <= _scatterInternals.directBudget) {
+    // Deterministic, few entries per line: each destination scans its line (one pass).
+    const out = Tensor.empty(destShape);
+    const p = [
+      out.size,
+      base?.offset ?? 0,
+      src.offset,
+      idx.offset,
+      N,
+      L,
+      ...destShape,
+      ...iter.map((x, d) => (d === axis ? destShape[d] : x)),
+      ...ist.map((x, d) => (bcast(d) ? 0 : x)),
+      ...(base ? base.strides : new Array<number>(r).fill(0)),
+      ...src.strides,
+    ];
+    const bufs = [idx.buffer, ...(base ? [base.buffer] : []), src.buffer, out.buffer];
+    launch(
+      spec(`d${r}|${axis}|${!!base}|${it}`, () => directSpec(r, axis, !!base, it)),
+      bufs,
+      p,
+      groups(out.size),
+    );
+    return out;
+  }
   // Deterministic: bucket the index entries per (line, destination row), sort buckets, sum.
   const ni = numel(ishape);
-  const L = ishape[axis];
   const lines = ni / L;
   const ls = new Array<number>(r).fill(0);
   for (let d = r - 1, acc = 1; d >= 0; d--) {
