@@ -117,8 +117,8 @@ export function colSumSpec(name: string, c: CtmDims, N4: number, Ncols: number):
 }
 
 /**
- * dK, dV (`[B, L, d]`) summed over ticks, thread per (b, head, l4): `dV = Σ_t w·dO`,
- * `dK = Σ_t dscores · q_scaled`.
+ * dK, dV summed over ticks into `DKV` (`[B, L, 2d]`, dK in columns 0…d-1), thread per
+ * (b, head, l4): `dV = Σ_t w·dO`, `dK = Σ_t dscores · q_scaled`.
  */
 export function dkvSpec(c: CtmDims): FusedSpec {
   const { dq, dhq, Lq } = derived(c);
@@ -126,7 +126,7 @@ export function dkvSpec(c: CtmDims): FusedSpec {
   return spec(
     "ctm dK dV",
     [],
-    [rw("DK", "vec4<f32>"), rw("DV", "vec4<f32>")],
+    [rw("DKV", "vec4<f32>")],
     [
       { name: "Wt", kind: "r" },
       { name: "DS", kind: "r" },
@@ -162,8 +162,8 @@ export function dkvSpec(c: CtmDims): FusedSpec {
   ${
       Q.map((q) =>
         `if (4u * l4 + ${q}u < ${c.L}u) {
-    let o = (b * ${c.L}u + 4u * l4 + ${q}u) * ${dq}u + c0;
-    ${I.map((i) => `DK[o + ${i}u] = k${q}_${i}; DV[o + ${i}u] = v${q}_${i};`).join(" ")}
+    let o = (b * ${c.L}u + 4u * l4 + ${q}u) * ${2 * dq}u + c0;
+    ${I.map((i) => `DKV[o + ${i}u] = k${q}_${i}; DKV[o + ${dq + i}u] = v${q}_${i};`).join(" ")}
   }`
       ).join("\n  ")
     }`,

@@ -312,9 +312,9 @@ export class Ctm extends Module {
     const o = this.options;
     const E = o.dInput, T = o.iterations, B = c.B;
     const att = this.#attention;
-    const { k, v } = att.projectKVFlat(kv, kv);
+    const kvp = att.projectKVPacked(kv);
     kv.dispose();
-    const tmp: Tensor[] = [k, v];
+    const tmp: Tensor[] = [kvp];
     const t = <X extends Tensor>(x: X): X => (tmp.push(x), x);
     const rOut = t(this.#decay("decay_params_out"));
     const rAct = t(this.#decay("decay_params_action"));
@@ -333,8 +333,7 @@ export class Ctm extends Module {
     const pairsOut = this.#pairs("out"), pairsAct = this.#pairs("action");
     const { sOut, tracking } = fusedCtmRecurrence(
       {
-        k,
-        v,
+        kv: kvp,
         wq,
         bq,
         ws: wS,

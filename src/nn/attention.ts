@@ -101,11 +101,18 @@ export class MultiheadAttention extends Module {
   }
 
   /**
-   * Projects keys and values without the head split: `[B, L, E]` each (head h owns columns
-   * h·E/heads …), for kernels that take the flat layout.
+   * Projects one tensor `[B, L, E]` used as both keys and values, without the head split, in one
+   * matmul: `[B, L, 2E]`, keys in columns 0…E-1 and values in E…2E-1 (head h owns columns
+   * h·E/heads … of each), for kernels that take that layout.
    */
-  projectKVFlat(key: Tensor, value: Tensor): ProjectedKV {
-    return { k: this.#proj(key, 1), v: this.#proj(value, 2) };
+  projectKVPacked(x: Tensor): Tensor {
+    const E = this.embedDim;
+    const w = slice(this.getParameter("in_proj_weight"), 0, E, 3 * E);
+    const b = slice(this.getParameter("in_proj_bias"), 0, E, 3 * E);
+    const y = linear(x, w, b);
+    w.dispose();
+    b.dispose();
+    return y;
   }
 
   /** Attends queries `[B, Lq, E]` to projected keys and values. */

@@ -52,9 +52,8 @@ export const SYN_FWD: [number, number] = [16, 2];
 
 /** Inputs of {@link fusedCtmRecurrence} (f32 unless noted). */
 export interface FusedCtmInputs {
-  /** Projected keys and values `[B, L, d]` (before the head split). */
-  k: Tensor;
-  v: Tensor;
+  /** Projected keys and values side by side, `[B, L, 2d]` (keys in columns 0…d-1, before the head split). */
+  kv: Tensor;
   /** Query map `q = S_act · wq + bq` (q_proj and the attention's query projection folded): `[Sa, d]`, `[d]`. */
   wq: Tensor;
   bq: Tensor;
@@ -133,8 +132,10 @@ function packInputs(inp: Record<string, Tensor>, X: Record<string, Tex>, c: CtmD
   packRows(inp.bs, X.Bs, { R: 1, C: 2 * D, rs: 0, cs: 1 });
   packRows(inp.wq, X.Wq, { R: c.Sa, C: d, rs: d, cs: 1 });
   packRows(inp.bq, X.Bq, { R: 1, C: d, rs: 0, cs: 1 });
-  packRows(inp.k, X.K, { R: c.L, C: d, rs: d, cs: 1, ls: c.L * d, NL: B });
-  packRows(inp.v, X.V, { R: c.L, C: d, rs: d, cs: 1, ls: c.L * d, NL: B });
+  const vView = inp.kv.alias([B, c.L, d], [2 * c.L * d, 2 * d, 1], inp.kv.offset + d);
+  packRows(inp.kv, X.K, { R: c.L, C: d, rs: 2 * d, cs: 1, ls: 2 * c.L * d, NL: B });
+  packRows(vView, X.V, { R: c.L, C: d, rs: 2 * d, cs: 1, ls: 2 * c.L * d, NL: B });
+  vView.dispose();
   // NLM weights per neuron, entry r at texel (n, r/4); temperatures folded in: (x·w + b)/T.
   const perNeuron = (src: Tensor, out: Tex, R: number, lim: number, xs: number, qs: number, div: Tensor) =>
     pack(src, out, { W: D, R, xs, ys: 4 * qs, qs, vx: 0, vy: 1, lim, div });
@@ -181,8 +182,7 @@ export function fusedCtmRecurrence(
     return x;
   };
   const packed: Record<string, Tensor> = {
-    k: cont(inp.k),
-    v: cont(inp.v),
+    kv: cont(inp.kv),
     wq: cont(inp.wq),
     bq: cont(inp.bq),
     ws: cont(inp.ws),
@@ -289,8 +289,7 @@ export function fusedCtmRecurrence(
     disposeSentinel();
   };
   const inputs = [
-    inp.k,
-    inp.v,
+    inp.kv,
     inp.wq,
     inp.bq,
     inp.ws,
@@ -311,10 +310,10 @@ export function fusedCtmRecurrence(
   const st: FwdState = { X, AlA, BA, AlO, BO, rA: saved[1], rO: saved[2], t1: saved[3], t2: saved[4] };
   const out = record("fusedCtm", inputs, sOut, (g) => {
     const grads = backward(c, key, g, st);
-    const [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] =
+    const [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] =
       grads;
     const deep = c.deep ? [gw2, gb2, gt2] : [gw2, gb2, gt2].map((t) => (t.dispose(), null)).filter((x) => x);
-    return [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
+    return [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
   }, saved);
   if (!out.node) releaseAll();
   return { sOut: out, tracking: tr };

@@ -43,7 +43,7 @@ export interface FwdState {
 
 /**
  * Gradients of every input of the fused op from the incoming `gIn` (`[T, B, So]`), in the order
- * k, v, wq, bq, ws (zero in the attention columns), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
+ * kv, wq, bq, ws (zero in the attention columns), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
  * (placeholders when shallow), start state, start trace, rOut, rAct.
  */
 export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Tensor[] {
@@ -153,10 +153,10 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     run(cached(`cs${tag}${key}`, () => colSumSpec(`ctm db ${tag}`, c, N4, N)), [G.buffer], [Bt], [], N4);
   colSum("synapse", Y.DU, gbs, 2 * Dq, 2 * D);
   colSum("query", Y.DQ, gbq, dq, d);
-  const gk = Tensor.empty([B, c.L, d]), gv = Tensor.empty([B, c.L, d]);
+  const gkv = Tensor.empty([B, c.L, 2 * d]);
   run(
     cached(`dkv${key}`, () => dkvSpec(c)),
-    [gk.buffer, gv.buffer],
+    [gkv.buffer],
     [X.W, Y.DS, Y.DO, X.Q],
     [],
     B * c.nh * Lq,
@@ -185,5 +185,5 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const gt1 = gT.alias([1], [1], 0, true), gt2 = gT.alias([1], [1], 1, true);
   for (const t of [g, dz2, DZ, pend, dag, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
   for (const t of Object.values(Y)) release(t);
-  return [gk, gv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
+  return [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
 }
