@@ -28,6 +28,12 @@
 import type { KernelSpec, WgslType } from "../src/gpu/kernel.ts";
 import { coordLines, INDEX_HELPERS, INDEX_WG, LINEAR_ID } from "./gather.ts";
 
+/**
+ * Threads per workgroup of the direct strategy: small, so that the few destinations of a long
+ * line (an embedding table's rows) still spread over every CPU core of a software adapter.
+ */
+export const DIRECT_WG = 16;
+
 /** Threads per workgroup of the per-line scan. */
 export const SCAN_WG = 256;
 
@@ -193,7 +199,7 @@ export function directSpec(rank: number, axis: number, hasBase: boolean, idxType
   const inside: string[] = [];
   for (let d = 0; d < rank; d++) if (d !== axis) inside.push(`c${d} < P.it${d}`);
   const body = [
-    `let i = ${LINEAR_ID};`,
+    `let i = (wid.x + wid.y * nwg.x) * ${DIRECT_WG}u + lid.x;`,
     `if (i >= P.n) { return; }`,
     ...coordLines(rank),
     `var acc = ${hasBase ? `Base[${offsetExpr("P.bo", "bs", rank, -1)}]` : "0.0"};`,
@@ -214,7 +220,7 @@ export function directSpec(rank: number, axis: number, hasBase: boolean, idxType
       { name: "Src", type: "f32", access: "read" },
       { name: "Out", type: "f32", access: "rw" },
     ],
-    workgroup: [INDEX_WG],
+    workgroup: [DIRECT_WG],
     prelude: INDEX_HELPERS,
     body: body.join("\n"),
   };

@@ -15,6 +15,7 @@ import { gatherSpec, INDEX_WG } from "../../shaders/gather.ts";
 import {
   atomicSpec,
   countSpec,
+  DIRECT_WG,
   directSpec,
   placeSpec,
   scanSpec,
@@ -141,7 +142,7 @@ function scatterRaw(
       spec(`d${r}|${axis}|${!!base}|${it}`, () => directSpec(r, axis, !!base, it)),
       bufs,
       p,
-      groups(out.size),
+      grid1d(Math.ceil(out.size / DIRECT_WG)),
     );
     return out;
   }
