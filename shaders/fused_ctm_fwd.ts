@@ -22,8 +22,9 @@ import {
 
 /**
  * Action synchronisation, query, attention for one tick. Thread per (b, head): every head
- * recomputes the Sa synchronisation values it needs; head 0 stores them (α history, `S`
- * texture, tracking). Writes `Q`, `W` and `O` (its head's texels) at layer t.
+ * recomputes the Sa synchronisation values it needs (decay rates and β_t from the `Dec`
+ * texture); head 0 stores them (α history, `S` texture, tracking). Writes `Q`, `W` and `O` (its
+ * head's texels) at layer t.
  */
 export function attendSpec(c: CtmDims): FusedSpec {
   const { dhq, Lq } = derived(c);
@@ -39,8 +40,10 @@ export function attendSpec(c: CtmDims): FusedSpec {
     let li = ${pairIdx("IdxA", "p", 0)}; let ri = ${pairIdx("IdxA", "p", 1)};
     let pp = ${zAt("li", "t")} * ${zAt("ri", "t")};
     var al = pp;
-    if (t > 0u) { al = RA[P.raOff + p] * AlA[((t - 1u) * ${c.B}u + b) * ${c.Sa}u + p] + pp; }
-    let s = al / sqrt(BA[t * ${c.Sa}u + p]);
+    if (t > 0u) { al = comp(${
+    tl("Dec", "p >> 2u", "0u")
+  }, p & 3u) * AlA[((t - 1u) * ${c.B}u + b) * ${c.Sa}u + p] + pp; }
+    let s = al / sqrt(comp(${tl("Dec", "p >> 2u", "t + 1u")}, p & 3u));
     if (h == 0u) {
       AlA[(t * ${c.B}u + b) * ${c.Sa}u + p] = al;
       if (P.track != 0u) { SAT[(t * ${c.B}u + b) * ${c.Sa}u + p] = s; }
@@ -84,11 +87,12 @@ export function attendSpec(c: CtmDims): FusedSpec {
   }`;
   return spec(
     "ctm attend",
-    ["t", "raOff", "track"],
-    [ro("RA"), rw("AlA"), ro("BA"), rw("SAT"), rw("ATT")],
+    ["t", "track"],
+    [rw("AlA"), rw("SAT"), rw("ATT")],
     [
       { name: "Z", kind: "r" },
       { name: "IdxA", kind: "r" },
+      { name: "Dec", kind: "r" },
       { name: "Wq", kind: "r" },
       { name: "Bq", kind: "r" },
       { name: "Kt", kind: "r" },

@@ -227,6 +227,7 @@ export function fusedCtmRecurrence(
     ST: acquire(D, M, 1),
     IdxA: acquire(SaQ, 2, 1),
     IdxO: acquire(SoQ, 2, 1),
+    Dec: acquire(SaQ, T + 1, 1),
   };
   // Buffers kept for backward.
   const kb = (shape: number[]) => keep(Tensor.empty(shape));
@@ -247,6 +248,10 @@ export function fusedCtmRecurrence(
     rA.offset,
     rO.offset,
   ], Sa + So);
+  // Action decay rates (row 0) and β_t (rows 1…T) as texels: the attention kernel reads them per
+  // pair, and storage-buffer loads are per-lane loops on lavapipe.
+  packRows(rA, X.Dec, { R: 1, C: Sa, rs: 0, cs: 1 });
+  packRows(BA, X.Dec, { R: T, C: Sa, rs: Sa, cs: 1, rowOff: 1 });
 
   const attend = cached(`attend${key}`, () => attendSpec(c));
   const synFwd = cached(`synf${key}`, () => synFwdSpec(c, ...SYN_FWD));
@@ -257,9 +262,9 @@ export function fusedCtmRecurrence(
   for (let t = 0; t < T; t++) {
     run(
       attend,
-      [rA.buffer, AlA.buffer, BA.buffer, tr?.syncAction.buffer ?? dummy(0), tr?.attention.buffer ?? dummy(1)],
-      [X.Z, X.IdxA, X.Wq, X.Bq, X.K, X.V, X.S, X.Q, X.W, X.O],
-      [t, rA.offset, trk],
+      [AlA.buffer, tr?.syncAction.buffer ?? dummy(0), tr?.attention.buffer ?? dummy(1)],
+      [X.Z, X.IdxA, X.Dec, X.Wq, X.Bq, X.K, X.V, X.S, X.Q, X.W, X.O],
+      [t, trk],
       B * c.nh,
     );
     run(synFwd, [], [X.O, X.Z, X.Wt, X.Bs, X.U], [t], synFwdThreads(c, ...SYN_FWD));
