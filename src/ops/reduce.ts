@@ -1,5 +1,6 @@
 /** Reductions along any axes or all: sum, mean, max, min, argmax, argmin; and `sumToShape`. */
-import { RED_WG, type ReduceOp, reduceSpec } from "../../shaders/reduce.ts";
+import { RED_WG, RED_WG_CPU, type ReduceOp, reduceSpec, reduceVec4Spec } from "../../shaders/reduce.ts";
+import { gpu } from "../gpu/device.ts";
 import { grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
 import { noGrad, record } from "../tensor/autograd.ts";
 import { type Shape, Tensor } from "../tensor/tensor.ts";
@@ -60,15 +61,30 @@ function reduceKernel(op: ReduceOp, t: Tensor, axes: number[], keepDim: boolean)
     throw new Error(`${op}: cannot reduce over an empty axis`);
   }
   const nOut = O1 * O2;
-  const mode = nOut < 2048 && R >= 256 ? "group" : "thread";
+  // On a CPU adapter one thread per output wins unless there are too few outputs to occupy the
+  // cores or a thread's loop would get long (see RED_WG_CPU).
+  const cpu = gpu().isFallback;
+  const mode = cpu
+    ? (nOut < 8 && R >= 256) || R > 16384 ? "group" : "thread"
+    : nOut < 2048 && R >= 256
+    ? "group"
+    : "thread";
   // Lavapipe silently leaves loops after 65535 iterations per invocation: widen the workgroup so
   // each thread's share of a long reduction stays well under that.
-  let wg = RED_WG;
+  let wg = mode === "thread" && cpu ? RED_WG_CPU : RED_WG;
   while (mode === "group" && R / wg > 32768 && wg < 1024) wg *= 2;
+  if (cpu && mode === "thread" && !op.startsWith("arg") && O2 % 4 === 0 && x.offset % 4 === 0) {
+    const key = op + "vec4" + wg;
+    let spec = specs.get(key);
+    if (!spec) specs.set(key, spec = reduceVec4Spec(op as "sum" | "max" | "min", wg));
+    launch(spec, [x.buffer, out.buffer], [O1, R, O2, x.offset], grid1d(Math.ceil(nOut / 4 / wg)));
+    x.dispose();
+    return out;
+  }
   const key = op + mode + wg;
   let spec = specs.get(key);
   if (!spec) specs.set(key, spec = reduceSpec(op, mode, wg));
-  const groups = mode === "group" ? nOut : Math.ceil(nOut / RED_WG);
+  const groups = mode === "group" ? nOut : Math.ceil(nOut / wg);
   launch(spec, [x.buffer, out.buffer], [O1, R, O2, x.offset], grid1d(groups));
   x.dispose();
   return out;
