@@ -14,6 +14,11 @@ export interface EwInput {
   direct: boolean;
   /** True: this input is the output buffer itself (in-place update), read from `Y`. */
   inPlace?: boolean;
+  /**
+   * `vec4` kernels only: a contiguous block of `P.m{k}` vec4s repeated over the output's leading
+   * dims (an input broadcast along leading dims only, like a bias), read at `j mod m`.
+   */
+  tile?: boolean;
 }
 
 /** Threads per workgroup of elementwise kernels. */
@@ -112,13 +117,16 @@ export function elementwiseVec4Spec(
   nScalars: number,
 ): KernelSpec {
   const params = ["n", "oy", ...inputs.map((_, k) => `o${k}`)];
+  inputs.forEach((x, k) => x.tile && params.push(`m${k}`));
   for (let s = 0; s < nScalars; s++) params.push(`s${s}`);
   const lines = [
     `let j = (wid.x + wid.y * nwg.x) * ${EW_WG}u + lid.x;`,
     `if (j >= P.n) { return; }`,
     `let yj = P.oy + j;`,
   ];
-  inputs.forEach((x, k) => lines.push(`let v${k} = ${x.inPlace ? "Y[yj]" : `X${k}[P.o${k} + j]`};`));
+  inputs.forEach((x, k) =>
+    lines.push(`let v${k} = ${x.inPlace ? "Y[yj]" : `X${k}[P.o${k} + ${x.tile ? `j % P.m${k}` : "j"}]`};`)
+  );
   for (let s = 0; s < nScalars; s++) lines.push(`let s${s} = bitcast<f32>(P.s${s});`);
   lines.push(`var res4: vec4<${outType}>;`);
   for (let c = 0; c < 4; c++) {

@@ -183,3 +183,34 @@ gpuTest("mapN/mapInto: four elements per thread where aligned, one elsewhere, sa
   base.dispose();
   ints.dispose();
 });
+
+gpuTest(
+  "mapN: inputs broadcast along leading dims only take the four-per-thread path, same results",
+  async () => {
+    const { mapN } = await import("../src/ops/map.ts");
+    const { fromArray } = await import("../src/ops/creation.ts");
+    const rng = new Rng(31);
+    // [out, tiled input]: blocks of 24, 8 and 4 elements (vec4 tiles), and one of 6 (scalar path);
+    // the first also mixes a same-shape input and a scalar broadcast.
+    for (const [os, ts] of [[[5, 3, 8], [3, 8]], [[2, 6, 8], [1, 1, 8]], [[7, 4], [4]], [[4, 6], [1, 6]]]) {
+      const n = os.reduce((a, b) => a * b, 1), m = ts.reduce((a, b) => a * b, 1);
+      const xa = Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+      const xb = Float32Array.from({ length: m }, () => rng.uniform(-1, 1));
+      const a = fromArray(xa, os), b = fromArray(xb, ts), c = fromArray([0.5], [1]);
+      const y = mapN("x0 * x1 + x2 + f32(i)", [a, b, c]);
+      const got = await y.toArray();
+      for (let k = 0; k < n; k++) {
+        const want = xa[k] * xb[k % m] + 0.5 + k;
+        if (Math.abs(got[k] - want) > 1e-5) {
+          throw new Error(
+            `[${os}] over [${ts}] [${k}]: ${got[k]} vs ${want}`,
+          );
+        }
+      }
+      for (const t of [a, b, c, y]) t.dispose();
+    }
+    // Backward of a broadcast add through the same path.
+    const x = randRef(rng, [3, 2, 8]), bias = randRef(rng, [2, 8]);
+    await gradcheck((p, q) => A.add(p, q), (p: Ref, q: Ref) => refMap([p, q], (u, v) => u + v), [x, bias]);
+  },
+);

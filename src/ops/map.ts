@@ -14,6 +14,23 @@ function isDirect(t: Tensor, shape: readonly number[]): boolean {
 }
 
 /**
+ * Elements of the block a contiguous input repeats when it broadcasts to `shape` along leading
+ * dims only (its other dims equal the output's), e.g. a `[1, L, d]` bias over `[B, L, d]`; 0 if
+ * it does not.
+ */
+function tileSize(t: Tensor, shape: readonly number[]): number {
+  if (!t.isContiguous || t.ndim > shape.length) return 0;
+  const k0 = shape.length - t.ndim;
+  let lead = true;
+  for (let d = 0; d < t.ndim; d++) {
+    if (lead && t.shape[d] === 1) continue;
+    lead = false;
+    if (t.shape[d] !== shape[k0 + d]) return 0;
+  }
+  return t.size;
+}
+
+/**
  * Computes `expr` elementwise over the broadcast of `inputs` (named `x0, x1, …` in WGSL) with
  * f32 `scalars` (`s0, s1, …`) and the linear output index `i`, giving a new contiguous tensor of dtype `dtype`. No autograd:
  * differentiable ops wrap it.
@@ -58,13 +75,24 @@ export function mapInto(out: Tensor, expr: string, inputs: Tensor[], scalars: nu
     return { type: t.dtype as WgslType, direct: isDirect(t, shape), inPlace };
   });
   const tag = (x: EwInput) => x.type + (x.inPlace ? "y" : x.direct ? "d" : "s");
+  const tiles = inputs.map((t, k) => (ins[k].direct || ins[k].inPlace ? 0 : tileSize(t, shape)));
   const vec = !outStrided && n % 4 === 0 && out.offset % 4 === 0 &&
-    inputs.every((t, k) => (ins[k].direct || ins[k].inPlace) && t.offset % 4 === 0);
+    inputs.every((t, k) =>
+      (ins[k].direct || ins[k].inPlace || tiles[k] % 4 === 0 && tiles[k] > 0) && t.offset % 4 === 0
+    );
   if (vec) {
-    const key = `v|${out.dtype}|${ins.map(tag).join(",")}|${scalars.length}|${expr}`;
+    const vins = ins.map((x, k) => (tiles[k] ? { ...x, tile: true } : x));
+    const vtag = (x: EwInput) => (x.tile ? x.type + "t" : tag(x));
+    const key = `v|${out.dtype}|${vins.map(vtag).join(",")}|${scalars.length}|${expr}`;
     let spec = specs.get(key);
-    if (!spec) specs.set(key, spec = elementwiseVec4Spec(ins, out.dtype as WgslType, expr, scalars.length));
-    const params = [n / 4, out.offset / 4, ...inputs.map((t) => t.offset / 4), ...scalars.map(f32bits)];
+    if (!spec) specs.set(key, spec = elementwiseVec4Spec(vins, out.dtype as WgslType, expr, scalars.length));
+    const params = [
+      n / 4,
+      out.offset / 4,
+      ...inputs.map((t) => t.offset / 4),
+      ...tiles.filter((m) => m > 0).map((m) => m / 4),
+      ...scalars.map(f32bits),
+    ];
     const buffers = inputs.filter((_, k) => !ins[k].inPlace).map((t) => t.buffer);
     launch(spec, [...buffers, out.buffer], params, grid1d(Math.ceil(n / 4 / EW_WG)));
     return;
