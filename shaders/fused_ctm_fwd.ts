@@ -200,19 +200,19 @@ export function lnFwdSpec(c: CtmDims): FusedSpec {
   if (tid >= ${Bq}u) { return; }
   let rq = tid; let t = P.t;
   ${gluRows(c)}
-  var s = vec4f(0.0);
+  // Mean and summed squared deviations in one pass, merging each texel's four values in (Chan
+  // et al.'s pairwise update): as robust as two passes, without recomputing the GLU.
+  var mu = vec4f(0.0); var m2 = vec4f(0.0);
   for (var n4 = 0u; n4 < ${Dq}u; n4++) {
     ${h}
-    s += vec4f(${Q.map((q) => hsum(`h${q}`)).join(", ")});
+    let cm = vec4f(${Q.map((q) => hsum(`h${q}`)).join(", ")}) * 0.25;
+    ${Q.map((q) => `let e${q} = h${q} - vec4f(cm.${XYZW[q]});`).join(" ")}
+    let na = 4.0 * f32(n4);
+    let dl = cm - mu;
+    mu += dl * (4.0 / (na + 4.0));
+    m2 += vec4f(${Q.map((q) => `dot(e${q}, e${q})`).join(", ")}) + dl * dl * (na * 4.0 / (na + 4.0));
   }
-  let mu = s / ${f(c.D)};
-  var v = vec4f(0.0);
-  for (var n4 = 0u; n4 < ${Dq}u; n4++) {
-    ${h}
-    ${Q.map((q) => `let e${q} = h${q} - vec4f(mu.${XYZW[q]});`).join(" ")}
-    v += vec4f(${Q.map((q) => `dot(e${q}, e${q})`).join(", ")});
-  }
-  let rstd = vec4f(1.0) / sqrt(v / ${f(c.D)} + vec4f(1e-5));
+  let rstd = vec4f(1.0) / sqrt(m2 / ${f(c.D)} + vec4f(1e-5));
   textureStore(Stats, vec2u(0u, rq), t, mu);
   textureStore(Stats, vec2u(1u, rq), t, rstd);
   let valid = ${`(vec4u(4u * rq) + vec4u(0u, 1u, 2u, 3u) < vec4u(${c.B}u))`};
