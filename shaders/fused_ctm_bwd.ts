@@ -209,6 +209,9 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
     firstDr: string,
   ) => {
     const n = S / V; // entries per row
+    // decay rate (row 0) and β_i (row i + 1) of this entry, from the Dec texture
+    const dec = (row: string) =>
+      vec4 ? tl(`Dec${kind}`, "p", row) : `comp(${tl(`Dec${kind}`, "p >> 2u", row)}, p & 3u)`;
     const scatter = (q: string, li: string, ri: string) => `
     { let li = ${li}; let ri = ${ri};
       let zl = ${zAt("li", "j")}; let zr = ${zAt("ri", "j")};
@@ -222,14 +225,14 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
   for (var p = 0u; p < ${n}u; p++) {
     let dS = ${dS};
     let al = Al${kind}[(j * ${c.B}u + b) * ${n}u + p];
-    let be = B${kind}[j * ${n}u + p];
-    let r = R${kind}[P.r${kind}Off + p];
+    let be = ${dec("j + 1u")};
+    let r = ${dec("0u")};
     let sb = sqrt(be);
     var da = dS / sb;
     var db = -al * dS / (2.0 * be * sb);
     if (${hasCarryIn}) { da += r * CA${kind}[b * ${n}u + p]; db += r * CB${kind}[b * ${n}u + p]; }
     if (j > 0u) {
-      let g = Al${kind}[((j - 1u) * ${c.B}u + b) * ${n}u + p] * da + B${kind}[(j - 1u) * ${n}u + p] * db;
+      let g = Al${kind}[((j - 1u) * ${c.B}u + b) * ${n}u + p] * da + ${dec("j")} * db;
       if (${firstDr}) { DR${kind}[b * ${n}u + p] = g; } else { DR${kind}[b * ${n}u + p] += g; }
     }
     CA${kind}[b * ${n}u + p] = da; CB${kind}[b * ${n}u + p] = db;
@@ -242,14 +245,10 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
   ) => ({ name, type: T, access: rwAccess ? "rw" : "read" } as const);
   return spec(
     `ctm sync bwd${vec4 ? " vec4" : ""}`,
-    ["j", "rOOff", "rAOff", "dsOff"],
+    ["j", "dsOff"],
     [
-      buf("RO"),
-      buf("RA"),
       buf("AlO"),
       buf("AlA"),
-      buf("BO"),
-      buf("BA"),
       buf("DSO"),
       buf("DSP"),
       buf("CAO", true),
@@ -260,7 +259,13 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
       buf("DRA", true),
       rw("DZ"),
     ],
-    [{ name: "Z", kind: "r" }, { name: "IdxO", kind: "r" }, { name: "IdxA", kind: "r" }],
+    [
+      { name: "Z", kind: "r" },
+      { name: "IdxO", kind: "r" },
+      { name: "IdxA", kind: "r" },
+      { name: "DecO", kind: "r" },
+      { name: "DecA", kind: "r" },
+    ],
     `
   if (tid >= ${c.B}u) { return; }
   let b = tid; let j = P.j;

@@ -12,7 +12,6 @@ import {
   mmLoopQuad,
   pairIdx,
   range,
-  ro,
   rw,
   spec,
   tl,
@@ -22,7 +21,7 @@ import {
 
 /**
  * Action synchronisation, query, attention for one tick. Thread per (b, head): every head
- * recomputes the Sa synchronisation values it needs (decay rates and β_t from the `Dec`
+ * recomputes the Sa synchronisation values it needs (decay rates and β_t from the `DecA`
  * texture); head 0 stores them (α history, `S` texture, tracking). Writes `Q`, `W` and `O` (its
  * head's texels) at layer t.
  */
@@ -41,9 +40,9 @@ export function attendSpec(c: CtmDims): FusedSpec {
     let pp = ${zAt("li", "t")} * ${zAt("ri", "t")};
     var al = pp;
     if (t > 0u) { al = comp(${
-    tl("Dec", "p >> 2u", "0u")
+    tl("DecA", "p >> 2u", "0u")
   }, p & 3u) * AlA[((t - 1u) * ${c.B}u + b) * ${c.Sa}u + p] + pp; }
-    let s = al / sqrt(comp(${tl("Dec", "p >> 2u", "t + 1u")}, p & 3u));
+    let s = al / sqrt(comp(${tl("DecA", "p >> 2u", "t + 1u")}, p & 3u));
     if (h == 0u) {
       AlA[(t * ${c.B}u + b) * ${c.Sa}u + p] = al;
       if (P.track != 0u) { SAT[(t * ${c.B}u + b) * ${c.Sa}u + p] = s; }
@@ -92,7 +91,7 @@ export function attendSpec(c: CtmDims): FusedSpec {
     [
       { name: "Z", kind: "r" },
       { name: "IdxA", kind: "r" },
-      { name: "Dec", kind: "r" },
+      { name: "DecA", kind: "r" },
       { name: "Wq", kind: "r" },
       { name: "Bq", kind: "r" },
       { name: "Kt", kind: "r" },
@@ -244,23 +243,26 @@ export function lnFwdSpec(c: CtmDims): FusedSpec {
 export function syncOutSpec(c: CtmDims): FusedSpec {
   return spec(
     "ctm sync out",
-    ["roOff"],
-    [ro("RO"), ro("BO"), rw("AlO"), rw("SO")],
+    [],
+    [rw("AlO"), rw("SO")],
     [
       { name: "Z", kind: "r" },
       { name: "IdxO", kind: "r" },
+      { name: "DecO", kind: "r" },
     ],
     `
   if (tid >= ${c.B * c.So}u) { return; }
   let b = tid / ${c.So}u; let p = tid % ${c.So}u;
   let li = ${pairIdx("IdxO", "p", 0)}; let ri = ${pairIdx("IdxO", "p", 1)};
-  let r = RO[P.roOff + p];
+  let r = comp(${tl("DecO", "p >> 2u", "0u")}, p & 3u);
   var al = 0.0;
   for (var j = 0u; j <= ${c.T}u; j++) {
     let pp = ${zAt("li", "j")} * ${zAt("ri", "j")};
     if (j == 0u) { al = pp; } else { al = r * al + pp; }
     AlO[(j * ${c.B}u + b) * ${c.So}u + p] = al;
-    if (j > 0u) { SO[((j - 1u) * ${c.B}u + b) * ${c.So}u + p] = al / sqrt(BO[j * ${c.So}u + p]); }
+    if (j > 0u) { SO[((j - 1u) * ${c.B}u + b) * ${c.So}u + p] = al / sqrt(comp(${
+      tl("DecO", "p >> 2u", "j + 1u")
+    }, p & 3u)); }
   }`,
   );
 }

@@ -227,7 +227,8 @@ export function fusedCtmRecurrence(
     ST: acquire(D, M, 1),
     IdxA: acquire(SaQ, 2, 1),
     IdxO: acquire(SoQ, 2, 1),
-    Dec: acquire(SaQ, T + 1, 1),
+    DecA: acquire(SaQ, T + 1, 1),
+    DecO: acquire(SoQ, T + 2, 1),
   };
   // Buffers kept for backward.
   const kb = (shape: number[]) => keep(Tensor.empty(shape));
@@ -248,10 +249,12 @@ export function fusedCtmRecurrence(
     rA.offset,
     rO.offset,
   ], Sa + So);
-  // Action decay rates (row 0) and β_t (rows 1…T) as texels: the attention kernel reads them per
+  // Decay rates (row 0) and β_j (rows 1…) as texels: the synchronisation kernels read them per
   // pair, and storage-buffer loads are per-lane loops on lavapipe.
-  packRows(rA, X.Dec, { R: 1, C: Sa, rs: 0, cs: 1 });
-  packRows(BA, X.Dec, { R: T, C: Sa, rs: Sa, cs: 1, rowOff: 1 });
+  packRows(rA, X.DecA, { R: 1, C: Sa, rs: 0, cs: 1 });
+  packRows(BA, X.DecA, { R: T, C: Sa, rs: Sa, cs: 1, rowOff: 1 });
+  packRows(rO, X.DecO, { R: 1, C: So, rs: 0, cs: 1 });
+  packRows(BO, X.DecO, { R: T + 1, C: So, rs: So, cs: 1, rowOff: 1 });
 
   const attend = cached(`attend${key}`, () => attendSpec(c));
   const synFwd = cached(`synf${key}`, () => synFwdSpec(c, ...SYN_FWD));
@@ -263,7 +266,7 @@ export function fusedCtmRecurrence(
     run(
       attend,
       [AlA.buffer, tr?.syncAction.buffer ?? dummy(0), tr?.attention.buffer ?? dummy(1)],
-      [X.Z, X.IdxA, X.Dec, X.Wq, X.Bq, X.K, X.V, X.S, X.Q, X.W, X.O],
+      [X.Z, X.IdxA, X.DecA, X.Wq, X.Bq, X.K, X.V, X.S, X.Q, X.W, X.O],
       [t, trk],
       B * c.nh,
     );
@@ -273,19 +276,19 @@ export function fusedCtmRecurrence(
   }
   run(
     cached(`syncout${key}`, () => syncOutSpec(c)),
-    [rO.buffer, BO.buffer, AlO.buffer, sOut.buffer],
-    [X.Z, X.IdxO],
-    [rO.offset],
+    [AlO.buffer, sOut.buffer],
+    [X.Z, X.IdxO, X.DecO],
+    [],
     B * So,
   );
-  for (const t of ct) t.dispose();
+  for (const t of [...ct, BA, BO]) t.dispose();
 
   let released = false;
   const releaseAll = () => {
     if (released) return;
     released = true;
     for (const t of Object.values(X)) release(t);
-    for (const t of [AlA, BA, AlO, BO]) t.dispose();
+    for (const t of [AlA, AlO]) t.dispose();
   };
   const sentinel = keep(Tensor.empty([1]));
   const disposeSentinel = sentinel.dispose.bind(sentinel);
@@ -311,8 +314,8 @@ export function fusedCtmRecurrence(
     inp.rOut,
     inp.rAct,
   ];
-  const saved = [sentinel, rA.alias(), rO.alias(), t1.alias(), t2.alias()];
-  const st: FwdState = { X, AlA, BA, AlO, BO, rA: saved[1], rO: saved[2], t1: saved[3], t2: saved[4] };
+  const saved = [sentinel, t1.alias(), t2.alias()];
+  const st: FwdState = { X, AlA, AlO, t1: saved[1], t2: saved[2] };
   const out = record("fusedCtm", inputs, sOut, (g) => {
     const grads = backward(c, key, g, st);
     const [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] =

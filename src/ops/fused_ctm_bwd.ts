@@ -27,16 +27,12 @@ export const SYN_BWD: [number, number] = [8, 4];
 
 /** What the forward keeps for the backward. */
 export interface FwdState {
-  /** Forward textures (see `shaders/fused_ctm.ts`). */
+  /** Forward textures (see `shaders/fused_ctm.ts`; decay rates and β histories in `DecA`, `DecO`). */
   X: Record<string, Tex>;
-  /** α histories `[T, B, Sa]`, `[T+1, B, So]` and β histories `[T, Sa]`, `[T+1, So]`. */
+  /** α histories `[T, B, Sa]`, `[T+1, B, So]`. */
   AlA: Tensor;
-  BA: Tensor;
   AlO: Tensor;
-  BO: Tensor;
-  /** Decay rates and NLM temperatures. */
-  rA: Tensor;
-  rO: Tensor;
+  /** NLM temperatures. */
   t1: Tensor;
   t2: Tensor;
 }
@@ -50,7 +46,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const dv = derived(c);
   const { Dq, dq, Lq, SaQ, O1, Bq, Bp } = dv;
   const { B, D, d, T, M, Sa, So } = c;
-  const { X, rA, rO, t1, t2 } = s;
+  const { X, t1, t2 } = s;
   const g = contiguous(gIn);
   const DZ = zeros([D * Bp]);
   const CAO = Tensor.empty([B, So]), CBO = Tensor.empty([B, So]);
@@ -67,7 +63,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     DAG: acquire(D, Bq, 2 * T),
   };
   // Four synchronisation pairs per storage access where sizes and offsets allow.
-  const v4 = Sa % 4 === 0 && So % 4 === 0 && [rO, rA, g].every((t) => t.offset % 4 === 0);
+  const v4 = Sa % 4 === 0 && So % 4 === 0 && g.offset % 4 === 0;
   const V = v4 ? 4 : 1;
   const dzAsm = cached(`dzasm${v4}${key}`, () => dzAsmSpec(c, v4));
   const nlmBwd = cached(`nlmb${key}`, () => nlmBwdSpec(c));
@@ -78,12 +74,8 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     run(
       dzAsm,
       [
-        rO.buffer,
-        rA.buffer,
         s.AlO.buffer,
         s.AlA.buffer,
-        s.BO.buffer,
-        s.BA.buffer,
         g.buffer,
         DSP.buffer,
         CAO.buffer,
@@ -94,8 +86,8 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
         DRA.buffer,
         DZ.buffer,
       ],
-      [X.Z, X.IdxO, X.IdxA],
-      [j, rO.offset / V, rA.offset / V, g.offset / V],
+      [X.Z, X.IdxO, X.IdxA, X.DecO, X.DecA],
+      [j, g.offset / V],
       B,
     );
   asm(T);
