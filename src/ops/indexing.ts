@@ -121,22 +121,19 @@ function scatterRaw(
     return out;
   }
   const L = ishape[axis];
+  // Per-dim params of the destination-driven kernels: shape, iteration bounds, the index's
+  // (line) strides `xs` (0 on broadcast dims), base and source strides.
+  const destDims = (xs: readonly number[]) => [
+    ...destShape,
+    ...iter.map((x, d) => (d === axis ? destShape[d] : x)),
+    ...xs.map((x, d) => (bcast(d) ? 0 : x)),
+    ...(base ? base.strides : new Array<number>(r).fill(0)),
+    ...src.strides,
+  ];
   if (numel(destShape) * L <= _scatterInternals.directBudget) {
     // Deterministic, few entries per line: each destination scans its line (one pass).
     const out = Tensor.empty(destShape);
-    const p = [
-      out.size,
-      base?.offset ?? 0,
-      src.offset,
-      idx.offset,
-      N,
-      L,
-      ...destShape,
-      ...iter.map((x, d) => (d === axis ? destShape[d] : x)),
-      ...ist.map((x, d) => (bcast(d) ? 0 : x)),
-      ...(base ? base.strides : new Array<number>(r).fill(0)),
-      ...src.strides,
-    ];
+    const p = [out.size, base?.offset ?? 0, src.offset, idx.offset, N, L, ...destDims(ist)];
     const bufs = [idx.buffer, ...(base ? [base.buffer] : []), src.buffer, out.buffer];
     launch(
       spec(`d${r}|${axis}|${!!base}|${it}`, () => directSpec(r, axis, !!base, it)),
@@ -172,17 +169,7 @@ function scatterRaw(
   const ss = spec(`s${r}|${axis}|${it}`, () => sortSpec(r, axis, it));
   launch(ss, [idx.buffer, cnt.buffer, pos.buffer, tmp.buffer, sorted.buffer], ep, g);
   const out = Tensor.empty(destShape);
-  const sp = [
-    out.size,
-    base?.offset ?? 0,
-    src.offset,
-    N,
-    ...destShape,
-    ...iter.map((x, d) => (d === axis ? destShape[d] : x)),
-    ...ls.map((x, d) => (bcast(d) ? 0 : x)),
-    ...(base ? base.strides : new Array<number>(r).fill(0)),
-    ...src.strides,
-  ];
+  const sp = [out.size, base?.offset ?? 0, src.offset, N, ...destDims(ls)];
   const bufs = [
     cnt.buffer,
     pos.buffer,
