@@ -124,10 +124,16 @@ export function launch(
   params: ArrayLike<number>,
   grid: [number, number?, number?],
 ): void {
-  const code = codeCache.get(spec) ?? wgsl(spec);
-  codeCache.set(spec, code);
-  const access = spec.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
-  const c = compile(code, access);
+  // Per spec object: its pipeline and profile name (recording a step launches ~460 kernels, so
+  // rebuilding the WGSL-keyed lookup string and the name each time showed in JS profiles).
+  let s = specCache.get(spec);
+  if (!s) {
+    const access = spec.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
+    const name = spec.name ??
+      spec.body.trim().split("\n").filter((l) => l.trim() !== "}").slice(-1)[0]?.trim().slice(0, 60) ?? "";
+    specCache.set(spec, s = { c: compile(wgsl(spec), access), name });
+  }
+  const c = s.c;
   const rec = recorder();
   const u = rec.params(params instanceof Uint32Array ? params : Uint32Array.from(params));
   let key = c.key + ":" + bufferId(u.buffer) + ":" + u.size;
@@ -141,8 +147,7 @@ export function launch(
     bindGroups.set(key, bg);
   }
   const [x, y = 1, z = 1] = grid;
-  const name = spec.name ??
-    spec.body.trim().split("\n").filter((l) => l.trim() !== "}").slice(-1)[0]?.trim().slice(0, 60) ?? "";
+  const name = s.name;
   rec.dispatch(c.pipeline, bg, [u.offset], x, y, z, name);
   if (profile) profile.set(name, (profile.get(name) ?? 0) + 1);
 }
@@ -161,7 +166,7 @@ export function stopKernelProfile(): [string, number][] {
   return p;
 }
 
-const codeCache = new WeakMap<KernelSpec, string>();
+const specCache = new WeakMap<KernelSpec, { c: Compiled; name: string }>();
 
 /** Bits of a float32, for passing floats through the u32 parameter struct. */
 export function f32bits(x: number): number {
