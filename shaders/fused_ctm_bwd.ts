@@ -134,17 +134,18 @@ export function synBwdThreads(c: CtmDims, TM: number, TN4: number): number {
 
 /**
  * Attention backward for tick t, thread per (b, head): from dL/dO (`DO`) to dL/dq (`DQ`,
- * unscaled query), dL/dscores (`DS`) and the head's part of dL/dS_act (`DSP[b, h, p]`).
+ * unscaled query), dL/dscores (`DS`) and the head's part of dL/dS_act (texture `DSP`, texel
+ * `(p/4, b·heads + h)`: four pairs per store instead of one storage store per pair).
  */
 export function attnBwdSpec(c: CtmDims): FusedSpec {
-  const { dhq, Lq } = derived(c);
+  const { dhq, Lq, SaQ } = derived(c);
   const scale = 1 / Math.sqrt(c.d / c.nh);
   const I = range(dhq), Ls = range(c.L);
   const wOf = (l: number) => `w${l >> 2}.${XYZW[l & 3]}`;
   return spec(
     "ctm attention bwd",
     ["t"],
-    [rw("DSP")],
+    [],
     [
       { name: "DO", kind: "r" },
       { name: "Wt", kind: "r" },
@@ -153,6 +154,7 @@ export function attnBwdSpec(c: CtmDims): FusedSpec {
       { name: "Wq", kind: "r" },
       { name: "DQ", kind: "w" },
       { name: "DS", kind: "w" },
+      { name: "DSP", kind: "w" },
     ],
     `
   if (tid >= ${c.B * c.nh}u) { return; }
@@ -179,8 +181,19 @@ export function attnBwdSpec(c: CtmDims): FusedSpec {
         return `let dq${i} = (${sum}) * ${f(scale)}; textureStore(DQ, vec2u(c0 + ${i}u, b), t, dq${i});`;
       }).join("\n  ")
     }
-  for (var p = 0u; p < ${c.Sa}u; p++) {
-    DSP[row * ${c.Sa}u + p] = ${I.map((i) => `dot(dq${i}, ${tl("Wq", `c0 + ${i}u`, "p")})`).join(" + ")};
+  for (var p4 = 0u; p4 < ${SaQ}u; p4++) {
+    var v = vec4f(0.0);
+    ${
+      range(4).map((q) => {
+        // pairs past Sa (a partial last texel) read a clamped row and store 0
+        const p = c.Sa % 4 === 0 ? `4u * p4 + ${q}u` : `min(4u * p4 + ${q}u, ${c.Sa - 1}u)`;
+        const e = I.map((i) => `dot(dq${i}, ${tl("Wq", `c0 + ${i}u`, p)})`).join(" + ");
+        return c.Sa % 4 === 0
+          ? `v.${XYZW[q]} = ${e};`
+          : `v.${XYZW[q]} = select(0.0, ${e}, 4u * p4 + ${q}u < ${c.Sa}u);`;
+      }).join("\n    ")
+    }
+    textureStore(DSP, vec2u(p4, row), 0u, v);
   }`,
   );
 }
@@ -188,7 +201,7 @@ export function attnBwdSpec(c: CtmDims): FusedSpec {
 /**
  * Gradient of z layer j from the synchronisations, thread per row b: the output
  * synchronisation at layer j (incoming dL/dS_out for tick j−1) and, for j < T, the action
- * synchronisation of tick j (dL/dS_act from `DSP`). Carries dα, dβ to layer j−1 (`C*`),
+ * synchronisation of tick j (dL/dS_act, summed over the heads' parts in the texture `DSP`). Carries dα, dβ to layer j−1 (`C*`),
  * accumulates dL/dr per (b, p) (`DR*`) and scatter-adds the pair-product gradients into `DZ`
  * (`[D, Bp]`, zero before the first call).
  *
@@ -250,7 +263,6 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
       buf("AlO"),
       buf("AlA"),
       buf("DSO"),
-      buf("DSP"),
       buf("CAO", true),
       buf("CBO", true),
       buf("CAA", true),
@@ -265,6 +277,7 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
       { name: "IdxA", kind: "r" },
       { name: "DecO", kind: "r" },
       { name: "DecA", kind: "r" },
+      { name: "DSP", kind: "r" },
     ],
     `
   if (tid >= ${c.B}u) { return; }
@@ -283,7 +296,11 @@ export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
       part(
         "A",
         c.Sa,
-        range(c.nh).map((h) => `DSP[(b * ${c.nh}u + ${h}u) * ${c.Sa / V}u + p]`).join(" + "),
+        range(c.nh).map((h) =>
+          vec4
+            ? tl("DSP", "p", `b * ${c.nh}u + ${h}u`)
+            : `comp(${tl("DSP", "p >> 2u", `b * ${c.nh}u + ${h}u`)}, p & 3u)`
+        ).join(" + "),
         `j < ${c.T - 1}u`,
         `j == ${c.T - 1}u`,
       )

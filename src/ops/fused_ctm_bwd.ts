@@ -52,7 +52,6 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const CAO = Tensor.empty([B, So]), CBO = Tensor.empty([B, So]);
   const CAA = Tensor.empty([B, Sa]), CBA = Tensor.empty([B, Sa]);
   const DRO = zeros([B, So]), DRA = zeros([B, Sa]);
-  const DSP = Tensor.empty([B, c.nh, Sa]);
   const Y = {
     Dpre: acquire(D, Bq, T),
     C: acquire(D, Bq * Math.max(M - 1, 1), 1),
@@ -61,6 +60,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     DQ: acquire(dq, B, T),
     DS: acquire(Lq, B * c.nh, T),
     DAG: acquire(D, Bq, 2 * T),
+    DSP: acquire(dv.SaQ, B * c.nh, 1),
   };
   // Four synchronisation pairs per storage access where sizes and offsets allow.
   const v4 = Sa % 4 === 0 && So % 4 === 0 && g.offset % 4 === 0;
@@ -77,7 +77,6 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
         s.AlO.buffer,
         s.AlA.buffer,
         g.buffer,
-        DSP.buffer,
         CAO.buffer,
         CBO.buffer,
         CAA.buffer,
@@ -86,7 +85,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
         DRA.buffer,
         DZ.buffer,
       ],
-      [X.Z, X.IdxO, X.IdxA, X.DecO, X.DecA],
+      [X.Z, X.IdxO, X.IdxA, X.DecO, X.DecA, Y.DSP],
       [j, g.offset / V],
       B,
     );
@@ -101,7 +100,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     if (M > 1) copyRowsToTexture(pend, Y.C, D, pendRows);
     run(lnBwd, [], [X.U, X.Ln, Y.Dpre, X.Stats, Y.DU], [t], Bq);
     run(synBwd, [DZ.buffer], [Y.DU, X.Wn, Y.DO], [t], synBwdThreads(c, ...SYN_BWD));
-    run(attnBwd, [DSP.buffer], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS], [t], B * c.nh);
+    run(attnBwd, [], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS, Y.DSP], [t], B * c.nh);
     asm(t);
   }
   // After the loop C holds the pending trace gradients of tick 0.
@@ -175,7 +174,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const gss = sum(dz2, 1);
   const grO = sum(DRO, 0), grA = sum(DRA, 0);
   const gt1 = gT.alias([1], [1], 0, true), gt2 = gT.alias([1], [1], 1, true);
-  for (const t of [g, dz2, DZ, pend, dag, CAO, CBO, CAA, CBA, DRO, DRA, DSP, gT, gtp]) t.dispose();
+  for (const t of [g, dz2, DZ, pend, dag, CAO, CBO, CAA, CBA, DRO, DRA, gT, gtp]) t.dispose();
   for (const t of Object.values(Y)) release(t);
   return [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA];
 }
