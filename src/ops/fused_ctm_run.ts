@@ -3,14 +3,8 @@
  * textures, pipelines and bind groups for {@link FusedSpec}s (storage buffers then textures), a
  * launcher that records one dispatch, per-configuration spec caching and tensor→texture packing.
  */
-import {
-  type FusedSpec,
-  FWG,
-  packSpec,
-  packT4Spec,
-  rowPitch,
-  setTextureReadMode,
-} from "../../shaders/fused_ctm.ts";
+import { type FusedSpec, FWG, rowPitch, setTextureReadMode } from "../../shaders/fused_ctm.ts";
+import { packSpec, packT4Spec } from "../../shaders/fused_ctm_pack.ts";
 import { gpu } from "../gpu/device.ts";
 import { grid1d, wgsl } from "../gpu/kernel.ts";
 import { recorder } from "../gpu/recorder.ts";
@@ -196,7 +190,7 @@ export function forceReadMode(mode: "storage" | "sampled"): void {
   modeChosen = true;
 }
 
-/** Where {@link pack} puts a tensor: see `packSpec` in `shaders/fused_ctm.ts`. */
+/** Where {@link pack} puts a tensor: see `packSpec` in `shaders/fused_ctm_pack.ts`. */
 export interface PackOpts {
   /** Texels along x, rows along y, layers. */
   W: number;
