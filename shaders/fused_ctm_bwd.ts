@@ -201,9 +201,9 @@ export function attnBwdSpec(c: CtmDims): FusedSpec {
 /**
  * Gradient of z layer j from the synchronisations, thread per row b: the output
  * synchronisation at layer j (incoming dL/dS_out for tick j−1) and, for j < T, the action
- * synchronisation of tick j (dL/dS_act, summed over the heads' parts in the texture `DSP`). Carries dα, dβ to layer j−1 (`C*`),
- * accumulates dL/dr per (b, p) (`DR*`) and scatter-adds the pair-product gradients into `DZ`
- * (`[D, Bp]`, zero before the first call).
+ * synchronisation of tick j (dL/dS_act, summed over the heads' parts in the texture `DSP`).
+ * Carries dα, dβ to layer j−1 (`C*`), accumulates dL/dr per (b, p) (`DR*`) and scatter-adds the
+ * pair-product gradients into `DZ` (`[D, Bp]`, zero before the first call).
  *
  * With `vec4` (both synchronisation sizes multiples of 4, offsets in vec4s) every per-pair buffer
  * is read and written four pairs at a time: lavapipe pays per storage access, and these are all

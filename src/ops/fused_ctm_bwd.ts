@@ -60,7 +60,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     DQ: acquire(dq, B, T),
     DS: acquire(Lq, B * c.nh, T),
     DAG: acquire(D, Bq, 2 * T),
-    DSP: acquire(dv.SaQ, B * c.nh, 1),
+    DSP: acquire(SaQ, B * c.nh, 1),
   };
   // Four synchronisation pairs per storage access where sizes and offsets allow.
   const v4 = Sa % 4 === 0 && So % 4 === 0 && g.offset % 4 === 0;
