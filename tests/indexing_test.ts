@@ -280,8 +280,14 @@ gpuTest("embedding: any-shape indices with repeats, backward to the weight", asy
   const rng = new Rng(17);
   for (const mode of MODES) {
     await withMode(mode, async () => {
-      for (const ishape of [[7], [2, 3, 4], [1, 5], []]) {
-        const V = 6, D = 1 + rng.int(5);
+      // Widths that are multiples of 4 take the vec4 kernels (shaders/embedding.ts).
+      for (
+        const [ishape, D] of [[[7], 4], [[2, 3, 4], 1 + rng.int(5)], [[1, 5], 8], [[], 3]] as [
+          number[],
+          number,
+        ][]
+      ) {
+        const V = 6;
         const idx = randIdx(rng, V, size(ishape));
         const it = fromArray(idx, ishape);
         const ref = (w: Ref): Ref => {
@@ -317,6 +323,25 @@ gpuTest("scatterAdd: the direct and sorted deterministic paths give the same bit
     assertEquals(new Uint32Array(outs[0].buffer), new Uint32Array(outs[1].buffer));
     for (const t of [it, b, s]) t.dispose();
   }
+});
+
+gpuTest("embedding: the vec4 weight gradient gives the bits of the sorted scatter", async () => {
+  const rng = new Rng(29);
+  const V = 5, D = 12, n = 300;
+  const it = fromArray(randIdx(rng, V, n, true), [n]);
+  const w = fromArray(Float32Array.from({ length: V * D }, () => rng.uniform(-1, 1)), [V, D]).requireGrad();
+  const g = fromArray(Float32Array.from({ length: n * D }, () => rng.uniform(-1e3, 1e3)), [n, D]);
+  const outs: Float32Array[] = [];
+  for (const mode of ["deterministic", "sorted"] as const) {
+    await withMode(mode, async () => {
+      tidy(() => sum(mul(embedding(it, w), g)).backward());
+      outs.push(await w.grad!.toArray() as Float32Array);
+      w.grad!.dispose();
+      w.grad = null;
+    });
+  }
+  assertEquals(new Uint32Array(outs[0].buffer), new Uint32Array(outs[1].buffer));
+  for (const t of [it, w, g]) t.dispose();
 });
 
 gpuTest("oneHot: classes, negative wrap, out-of-range rows are zero", async () => {

@@ -11,6 +11,7 @@
  * linear even when one row receives thousands of entries, but may differ in the last bits
  * between runs.
  */
+import { EMB_GRAD_WG, embeddingGradSpec, embeddingRowsSpec } from "../../shaders/embedding.ts";
 import { gatherSpec, INDEX_WG } from "../../shaders/gather.ts";
 import {
   atomicSpec,
@@ -284,6 +285,40 @@ export function scatterAdd(base: Tensor, axis: number, index: Tensor, src: Tenso
   }, saved);
 }
 
+/** Whether rows of `t` (contiguous, `D` columns) can be read as vec4s. */
+function vec4Rows(t: Tensor, D: number): boolean {
+  return D % 4 === 0 && t.isContiguous && t.offset % 4 === 0 && t.buffer.size % 16 === 0;
+}
+
+/** `weight[idx[i]]` for the `n` indices of contiguous `idx`, four columns per thread. */
+function embeddingRows(weight: Tensor, idx: Tensor, n: number): Tensor {
+  const [V, D] = weight.shape;
+  const out = Tensor.empty([n, D]);
+  if (out.size === 0) return out;
+  const it = idxType(idx, "embedding");
+  const D4 = D / 4;
+  launch(spec(`er|${it}`, () => embeddingRowsSpec(it)), [weight.buffer, idx.buffer, out.buffer], [
+    n * D4,
+    D4,
+    weight.offset / 4,
+    idx.offset,
+    V,
+  ], groups(n * D4));
+  return out;
+}
+
+/** Embedding weight gradient `[V, D]` from `g` (`[n, D]`, contiguous) by the direct vec4 scan. */
+function embeddingGrad(wShape: Shape, idx: Tensor, g: Tensor): Tensor {
+  const [V, D] = wShape;
+  const out = Tensor.empty(wShape);
+  const it = idxType(idx, "embedding");
+  const D4 = D / 4, n = V * D4;
+  const params = [n, D4, g.offset / 4, idx.offset, V, g.shape[0]];
+  const s = spec(`eg|${it}`, () => embeddingGradSpec(it));
+  launch(s, [idx.buffer, g.buffer, out.buffer], params, grid1d(Math.ceil(n / EMB_GRAD_WG)));
+  return out;
+}
+
 /**
  * Embedding lookup: rows of `weight` ([V, D]) for indices of any shape S, giving [...S, D].
  * The gradient of `weight` accumulates over repeated indices.
@@ -297,7 +332,8 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   const n = indices.size;
   const flat = noGrad(() => contiguous(indices));
   const outShape = [...indices.shape, D];
-  const rows = gatherRaw(weight, 0, flat, [1, 0], [n, D]);
+  const vec = vec4Rows(weight, D);
+  const rows = vec ? embeddingRows(weight, flat, n) : gatherRaw(weight, 0, flat, [1, 0], [n, D]);
   const out = rows.alias(outShape, contiguousStrides(outShape), 0, true);
   rows.dispose();
   const wShape = weight.shape;
@@ -307,7 +343,10 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
     const gc = contiguous(g);
     const g2 = gc.alias([n, D], [D, 1], gc.offset);
     gc.dispose();
-    const gw = scatterRaw(null, wShape, 0, saved[0], [n, 1], [1, 0], g2, [n, D]);
+    const direct = scatterMode === "deterministic" && numel(wShape) * n <= _scatterInternals.directBudget;
+    const gw = vec && direct && vec4Rows(g2, D)
+      ? embeddingGrad(wShape, saved[0], g2)
+      : scatterRaw(null, wShape, 0, saved[0], [n, 1], [1, 0], g2, [n, D]);
     g2.dispose();
     return [gw];
   }, saved);
