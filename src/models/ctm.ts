@@ -324,10 +324,6 @@ export class Ctm extends Module {
     const bq = t(linear(this.#qProj.bias!, wiq, biq));
     const synLin = (this.#synapses as Sequential).at(1) as Linear;
     const ln = (this.#synapses as Sequential).at(3) as LayerNorm;
-    const wS = synLin.weight;
-    const wSa = t(slice(wS, 1, 0, E));
-    const wSaO = t(matmul(wSa, att.outProj.weight));
-    const bs = t(linear(att.outProj.bias!, wSa, synLin.bias!));
     const nlm = this.#traceProcessor.at(0) as Sequential;
     const sl1 = nlm.at(0) as SuperLinear, sl2 = o.deepNlms ? nlm.at(2) as SuperLinear : null;
     const pairsOut = this.#pairs("out"), pairsAct = this.#pairs("action");
@@ -336,9 +332,10 @@ export class Ctm extends Module {
         kv: kvp,
         wq,
         bq,
-        ws: wS,
-        wsA: wSaO,
-        bs,
+        ws: synLin.weight,
+        bsyn: synLin.bias!,
+        wout: att.outProj.weight,
+        bout: att.outProj.bias!,
         lnw: ln.weight!,
         lnb: ln.bias!,
         w1: sl1.getParameter("w1"),

@@ -27,6 +27,7 @@ import { noGrad, record } from "../tensor/autograd.ts";
 import { keep } from "../tensor/scope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { backward, type FwdState } from "./fused_ctm_bwd.ts";
+import { disposeFold, foldOutProj, unfoldGrads } from "./fused_ctm_fold.ts";
 import {
   acquire,
   cached,
@@ -58,14 +59,14 @@ export interface FusedCtmInputs {
   wq: Tensor;
   bq: Tensor;
   /**
-   * The synapse weight `[2D, d + D]` as the model holds it: the op uses its columns d… (the part
-   * applied to z); `wsA` `[2D, d]` replaces its first d columns (the attention part with out_proj
-   * folded in). Separate inputs, so that no concatenated copy is made per forward or split per
-   * backward. Bias `bs` `[2D]` (out_proj's bias folded in).
+   * The synapse weight `[2D, d + D]` and bias `bsyn` `[2D]` as the model holds them, and the
+   * attention's out_proj (`wout` `[d, d]`, `bout` `[d]`), which the op folds into the synapse's
+   * first d columns (see `fused_ctm_fold.ts`).
    */
   ws: Tensor;
-  wsA: Tensor;
-  bs: Tensor;
+  bsyn: Tensor;
+  wout: Tensor;
+  bout: Tensor;
   /** Synapse LayerNorm affine `[D]`. */
   lnw: Tensor;
   lnb: Tensor;
@@ -181,13 +182,15 @@ export function fusedCtmRecurrence(
     ct.push(x);
     return x;
   };
+  const fo = noGrad(() => foldOutProj(inp.ws, inp.wout, inp.bout, inp.bsyn, d));
+  ct.push(fo.wsA, fo.bs);
   const packed: Record<string, Tensor> = {
     kv: cont(inp.kv),
     wq: cont(inp.wq),
     bq: cont(inp.bq),
     ws: cont(inp.ws),
-    wsA: cont(inp.wsA),
-    bs: cont(inp.bs),
+    wsA: fo.wsA,
+    bs: fo.bs,
     lnw: cont(inp.lnw),
     lnb: cont(inp.lnb),
     w1: cont(inp.w1),
@@ -301,8 +304,9 @@ export function fusedCtmRecurrence(
     inp.wq,
     inp.bq,
     inp.ws,
-    inp.wsA,
-    inp.bs,
+    inp.wout,
+    inp.bout,
+    inp.bsyn,
     inp.lnw,
     inp.lnb,
     inp.w1,
@@ -314,16 +318,22 @@ export function fusedCtmRecurrence(
     inp.rOut,
     inp.rAct,
   ];
-  const saved = [sentinel, t1.alias(), t2.alias()];
+  const { fold } = fo;
+  const saved = [sentinel, t1.alias(), t2.alias(), fold.wSa, fold.wout, fold.bout];
   const st: FwdState = { X, AlA, AlO, t1: saved[1], t2: saved[2] };
   const out = record("fusedCtm", inputs, sOut, (g) => {
     const grads = backward(c, key, g, st);
     const [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, gw2, gb2, gt2, gss, gst, grO, grA] =
       grads;
+    const { gwout, gbout } = unfoldGrads(fold, gws, gwsA, gbs);
+    gwsA.dispose();
     const deep = c.deep ? [gw2, gb2, gt2] : [gw2, gb2, gt2].map((t) => (t.dispose(), null)).filter((x) => x);
-    return [gkv, gwq, gbq, gws, gwsA, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
+    return [gkv, gwq, gbq, gws, gwout, gbout, gbs, glnw, glnb, gw1, gb1, gt1, ...deep, gss, gst, grO, grA];
   }, saved);
-  if (!out.node) releaseAll();
+  if (!out.node) {
+    releaseAll();
+    disposeFold(fold);
+  }
   return { sOut: out, tracking: tr };
 }
 

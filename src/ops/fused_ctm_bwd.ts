@@ -107,7 +107,8 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   copyRowsToTexture(dag, Y.DAG, D, Bq, 0, 2 * T);
   // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z] (the O part into gwsA, the Z
   // part into the z columns of gws), dWq' = Σ S_actᵀ·dq, biases.
-  const gws = zeros([2 * D, d + D]), gwsA = Tensor.empty([2 * D, d]), gbs = Tensor.empty([2 * D]);
+  // gws: z columns here, attention columns from the out_proj fold (fused_ctm_fold.ts).
+  const gws = Tensor.empty([2 * D, d + D]), gwsA = Tensor.empty([2 * D, d]), gbs = Tensor.empty([2 * D]);
   const gwq = Tensor.empty([Sa, d]), gbq = Tensor.empty([d]);
   const outer = (tag: string, A: Tex, Bt: Tex, G: Tensor, off: number, o: OuterOpts) =>
     run(
