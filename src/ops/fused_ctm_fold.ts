@@ -7,7 +7,7 @@
  * weight's gradient once (its z columns from the op's kernels, its attention columns here)
  * instead of a zero-filled gradient, a slice backward and two full-size accumulations.
  */
-import { Tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { mapInto } from "./map.ts";
 import { linear, matmul } from "./matmul.ts";
 
