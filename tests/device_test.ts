@@ -1,4 +1,5 @@
 import { gpu } from "../src/gpu/device.ts";
+import { FreeList } from "../src/gpu/free_list.ts";
 import { ReadQueue } from "../src/gpu/readback.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { add } from "../src/ops/arith.ts";
@@ -65,4 +66,13 @@ Deno.test("no adapter gives instructions to install a driver", async () => {
   if (!text.includes("NoAdapterError") || !text.includes("mesa-vulkan-drivers")) {
     throw new Error(`unexpected output: ${text}`);
   }
+});
+
+Deno.test("pool free lists hand out the oldest idle resource, whatever order they came back in", () => {
+  const a = new FreeList<string>(), b = new FreeList<string>();
+  for (const [x, n] of [["c", 2], ["a", 0], ["d", 3], ["b", 1]] as const) a.push(x, n);
+  for (const [x, n] of [["b", 1], ["d", 3], ["c", 2], ["a", 0]] as const) b.push(x, n);
+  const order = (l: FreeList<string>) => Array.from({ length: l.length }, () => l.pop()).join("");
+  if (order(a) !== "abcd" || order(b) !== "abcd") throw new Error("free lists must pop oldest first");
+  if (a.pop() !== undefined) throw new Error("an empty free list pops undefined");
 });

@@ -2,7 +2,7 @@
  * The fused CTM recurrence (`src/ops/fused_ctm.ts`) against the op-by-op path of the same model
  * (`ctm.fused = false`, itself proven against the float64 reference in `ctm_test.ts`), on the
  * configurations `ctm_test.ts` does not run fused (see `CASES`); forward outputs, tracking and
- * every parameter gradient.
+ * every parameter gradient. Also: a repeated training step creates no new bind groups.
  */
 import { assertClose, gpuTest, maxAbs, Rng } from "./helpers.ts";
 import { Ctm, type CtmOptions } from "../src/models/ctm.ts";
@@ -12,6 +12,9 @@ import { sum } from "../src/ops/reduce.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 import { startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
+import { recorder } from "../src/gpu/recorder.ts";
+import { AdamW } from "../src/optim/adamw.ts";
+import { parityLoss } from "../src/train/losses.ts";
 
 interface Case {
   name: string;
@@ -159,3 +162,32 @@ for (const c of CASES) {
     ctm.dispose();
   });
 }
+
+gpuTest("a repeated fused CTM training step creates no new bind groups", () => {
+  // The pools hand out idle buffers and textures oldest first (src/gpu/free_list.ts), so a step
+  // that repeats the previous one gets the same resources and reuses every cached bind group.
+  const cfg = { ...CASES[0].cfg, dropout: 0 };
+  const B = 3, L = 4;
+  const ctm = new Ctm({ ...cfg, rng: new Rng(11) });
+  const rng = new Rng(5);
+  const x = input(B, L, rng);
+  const y = fromArray(Int32Array.from({ length: B * L }, () => (rng.next() < 0.5 ? 0 : 1)), [B, L]);
+  tidy(() => void ctm.forward(x));
+  const opt = new AdamW(ctm.parameters(), { lr: 1e-3 });
+  const created: number[] = [];
+  for (let s = 0; s < 4; s++) {
+    const before = recorder().stats().bindGroups;
+    tidy(() => {
+      const out = ctm.forward(x);
+      parityLoss(out.predictions, out.certainties, y).loss.backward();
+      opt.step();
+      opt.zeroGrad();
+    });
+    recorder().flush();
+    created.push(recorder().stats().bindGroups - before);
+  }
+  if (created[0] === 0) throw new Error("the first step should have created bind groups");
+  if (created[3] !== 0) throw new Error(`step 4 created ${created[3]} bind groups (per step: ${created})`);
+  for (const t of [x, y]) t.dispose();
+  ctm.dispose();
+});

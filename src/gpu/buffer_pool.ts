@@ -5,6 +5,7 @@
  * without any host sync because every use of a buffer is recorded, in order, into the same queue:
  * a later kernel that writes a recycled buffer runs after the earlier kernels that read it.
  */
+import { FreeList } from "./free_list.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const MIN_BYTES = 256;
@@ -31,7 +32,9 @@ export interface PoolStats {
 
 /** Size-class buffer pool over one device. */
 export class BufferPool {
-  #free = new Map<number, GPUBuffer[]>();
+  #free = new Map<number, FreeList<GPUBuffer>>();
+  #nums = new WeakMap<GPUBuffer, number>();
+  #created = 0;
   #live = 0;
   #liveBytes = 0;
   #freeBytes = 0;
@@ -48,6 +51,7 @@ export class BufferPool {
     if (buf) this.#freeBytes -= size;
     else {
       buf = this.device.createBuffer({ size, usage: USAGE });
+      this.#nums.set(buf, this.#created++);
       this.#total += size;
     }
     this.#live++;
@@ -59,8 +63,8 @@ export class BufferPool {
   release(buf: GPUBuffer): void {
     const size = buf.size;
     let list = this.#free.get(size);
-    if (!list) this.#free.set(size, list = []);
-    list.push(buf);
+    if (!list) this.#free.set(size, list = new FreeList());
+    list.push(buf, this.#nums.get(buf) ?? -1);
     this.#live--;
     this.#liveBytes -= size;
     this.#freeBytes += size;
@@ -69,7 +73,7 @@ export class BufferPool {
   /** Destroys every idle buffer (the live ones are untouched). */
   trim(): void {
     for (const list of this.#free.values()) {
-      for (const b of list) {
+      for (const b of list.drain()) {
         this.#total -= b.size;
         b.destroy();
       }

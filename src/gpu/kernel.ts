@@ -143,7 +143,7 @@ export function launch(
     if (bindGroups.size > 50000) bindGroups.clear();
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, size: u.size } }];
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
-    bg = gpu().device.createBindGroup({ layout: c.layout, entries });
+    bg = rec.bindGroup(c.layout, entries);
     bindGroups.set(key, bg);
   }
   const [x, y = 1, z = 1] = grid;

@@ -24,6 +24,8 @@ export interface RecorderStats {
   submits: number;
   /** Host readbacks (`mapAsync`) started since the process started. */
   readbacks: number;
+  /** Bind groups created since the process started (a repeated step should create none). */
+  bindGroups: number;
 }
 
 /** The single command recorder of the process. */
@@ -35,7 +37,7 @@ export class Recorder {
   #staging: GPUBuffer[] = [];
   #pendingDispatches = 0;
   #error: string | null = null;
-  #stats: RecorderStats = { dispatches: 0, submits: 0, readbacks: 0 };
+  #stats: RecorderStats = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0 };
   #timing: { querySet: GPUQuerySet; labels: string[]; capacity: number } | null = null;
   /** Alignment of uniform offsets on this device. */
   readonly align: number;
@@ -87,6 +89,12 @@ export class Recorder {
     a.data.set(values, offset / 4);
     a.used += slot;
     return { buffer: a.buf, offset, size: Math.ceil(bytes / 16) * 16 };
+  }
+
+  /** Creates a bind group (every kernel launcher goes through here, so benches can count them). */
+  bindGroup(layout: GPUBindGroupLayout, entries: GPUBindGroupEntry[]): GPUBindGroup {
+    this.#stats.bindGroups++;
+    return this.device.createBindGroup({ layout, entries });
   }
 
   /** Records one dispatch. */

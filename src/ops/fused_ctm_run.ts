@@ -6,6 +6,7 @@
 import { type FusedSpec, FWG, rowPitch, setTextureReadMode } from "../../shaders/fused_ctm.ts";
 import { packSpec, packT4Spec } from "../../shaders/fused_ctm_pack.ts";
 import { gpu } from "../gpu/device.ts";
+import { FreeList } from "../gpu/free_list.ts";
 import { grid1d, wgsl } from "../gpu/kernel.ts";
 import { recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -18,9 +19,12 @@ export interface Tex {
   view: GPUTextureView;
   /** Pool key (size). */
   key: string;
+  /** Creation number (the pool hands out the oldest idle texture first). */
+  num: number;
 }
 
-const texPool = new Map<string, Tex[]>();
+const texPool = new Map<string, FreeList<Tex>>();
+let texCreated = 0;
 let texIds = new WeakMap<object, number>();
 let nextId = 1;
 const idOf = (o: object) => {
@@ -41,14 +45,14 @@ export function acquire(w: number, h: number, layers0: number): Tex {
     format: "rgba32float",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
-  return { tex, view: tex.createView({ dimension: "2d-array" }), key };
+  return { tex, view: tex.createView({ dimension: "2d-array" }), key, num: texCreated++ };
 }
 
 /** Returns a texture to the pool (safe right after recording its last use: queue order). */
 export function release(t: Tex): void {
   let l = texPool.get(t.key);
-  if (!l) texPool.set(t.key, l = []);
-  l.push(t);
+  if (!l) texPool.set(t.key, l = new FreeList());
+  l.push(t, t.num);
 }
 
 interface Pipe {
@@ -147,7 +151,7 @@ export function run(
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, size: u.size } }];
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     texs.forEach((t, i) => entries.push({ binding: buffers.length + 1 + i, resource: t.view }));
-    bg = gpu().device.createBindGroup({ layout: p.layout, entries });
+    bg = rec.bindGroup(p.layout, entries);
     bindGroups.set(key, bg);
   }
   const [x, y] = grid1d(Math.ceil(threads / FWG));
@@ -339,7 +343,7 @@ export function copyRowsToTexture(src: Tensor, out: Tex, w: number, h: number, l
 
 /** Frees pooled textures, bind groups and placeholders. */
 export function trimPools(): void {
-  for (const l of texPool.values()) for (const t of l) t.tex.destroy();
+  for (const l of texPool.values()) for (const t of l.drain()) t.tex.destroy();
   texPool.clear();
   bindGroups.clear();
   texIds = new WeakMap();

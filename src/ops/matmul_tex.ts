@@ -5,6 +5,7 @@
  */
 import type { TexKernelSpec } from "../../shaders/matmul.ts";
 import { gpu } from "../gpu/device.ts";
+import { FreeList } from "../gpu/free_list.ts";
 import { wgsl } from "../gpu/kernel.ts";
 import { recorder } from "../gpu/recorder.ts";
 
@@ -13,9 +14,12 @@ export interface PooledTex {
   tex: GPUTexture;
   view: GPUTextureView;
   key: string;
+  /** Creation number (the pool hands out the oldest idle texture first). */
+  num: number;
 }
 
-const texPool = new Map<string, PooledTex[]>();
+const texPool = new Map<string, FreeList<PooledTex>>();
+let texCreated = 0;
 let pooledBytes = 0;
 const POOL_CAP = 512 * 1024 * 1024;
 
@@ -43,7 +47,7 @@ export function acquireTex(w: number, h: number, layers: number): PooledTex {
     format: "rgba32float",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
-  return { tex, view: tex.createView({ dimension: "2d-array" }), key };
+  return { tex, view: tex.createView({ dimension: "2d-array" }), key, num: texCreated++ };
 }
 
 /**
@@ -57,8 +61,8 @@ export function releaseTex(t: PooledTex): void {
     return;
   }
   let list = texPool.get(t.key);
-  if (!list) texPool.set(t.key, list = []);
-  list.push(t);
+  if (!list) texPool.set(t.key, list = new FreeList());
+  list.push(t, t.num);
   pooledBytes += bytes;
 }
 
@@ -135,7 +139,7 @@ export function launchTex(
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, size: u.size } }];
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     views.forEach((resource, i) => entries.push({ binding: buffers.length + 1 + i, resource }));
-    bg = gpu().device.createBindGroup({ layout: p.layout, entries });
+    bg = rec.bindGroup(p.layout, entries);
     bindGroups.set(key, bg);
   }
   const [x, y = 1, z = 1] = grid;
