@@ -5,8 +5,8 @@
  * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 1]
  * [--profile] [--cost] [--unfused]` prints ms per step (wall clock over `steps` back-to-back
  * steps, synced once at the end), process CPU time per step (steadier than wall time when other
- * processes share the 2 cores), dispatches per step and host readbacks inside the timed steps
- * (must be 0).
+ * processes share the 2 cores), dispatches per step, host readbacks inside the timed steps (must
+ * be 0) and bind groups created per step (0 once the pools have settled).
  *
  * - `--profile`: dispatch count and GPU timestamp time per kernel for one step (each dispatch in
  *   its own timed pass). On lavapipe the timestamps of the fused texture kernels come out far
@@ -62,7 +62,7 @@ for (let r = 0; r < Number(args.repeat); r++) {
     }), ${((s1.dispatches - s0.dispatches) / steps).toFixed(0)} dispatches/step, ` +
       `${s1.readbacks - s0.readbacks} readbacks in ${steps} steps, ${
         ((s1.submits - s0.submits) / steps).toFixed(1)
-      } submits/step`,
+      } submits/step, ${((s1.bindGroups - s0.bindGroups) / steps).toFixed(0)} new bind groups/step`,
   );
 }
 
