@@ -3,12 +3,12 @@
  * averaging the loss at each sample's minimum-loss tick and at its most certain tick (or the last
  * tick). Also the matching accuracy metrics, all computed on the GPU.
  */
-import { add, eq, gt, lt, mul } from "../ops/arith.ts";
-import { full } from "../ops/creation.ts";
+import { eq, gt, lt } from "../ops/arith.ts";
 import { gather } from "../ops/indexing.ts";
 import { crossEntropy } from "../ops/loss.ts";
-import { argmax, argmin, mean, min, sum } from "../ops/reduce.ts";
-import { expand, reshape, slice } from "../ops/views.ts";
+import { argmax, mean, min, sum } from "../ops/reduce.ts";
+import { tickSelectLoss } from "../ops/tick_select.ts";
+import { expand, reshape } from "../ops/views.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
@@ -25,21 +25,9 @@ export interface CtmLoss {
  * (`certainties[:, 1]` argmax) when `useMostCertain`, else the last tick.
  */
 export function combineTicks(perTick: Tensor, certainties: Tensor, useMostCertain = true): CtmLoss {
-  const [B, T] = perTick.shape;
-  const { tMin, tStar } = noGrad(() => {
-    const tMin = reshape(argmin(perTick, 1), [B, 1]);
-    let tStar: Tensor;
-    if (useMostCertain) {
-      const c = slice(certainties, 1, 1, 2);
-      tStar = reshape(argmax(c, 2), [B, 1]);
-    } else tStar = full([B, 1], T - 1, "i32");
-    return { tMin, tStar };
-  });
-  const lMin = gather(perTick, 1, tMin);
-  const lCert = gather(perTick, 1, tStar);
-  const s = add(mean(lMin), mean(lCert));
-  const loss = mul(s, 0.5);
-  return { loss, tickIndex: reshape(tStar, [B]) };
+  const { loss, tMin, tStar } = tickSelectLoss(perTick, certainties, useMostCertain);
+  tMin.dispose();
+  return { loss, tickIndex: tStar };
 }
 
 /**
