@@ -82,6 +82,56 @@ gpuTest("AdamW matches float64 over steps, with groups, decay and skipped parame
   for (const p of ps) p.dispose();
 });
 
+gpuTest(
+  "AdamW updates a group in one dispatch, bit-identical to per-parameter updates; its checkpoints restore exactly",
+  async () => {
+    const rng = new Rng(7);
+    const shapes = [[5], [3], [2, 4], [1]]; // a 2-D one: state views keep the parameter's shape
+    const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    const init = sizes.map((n) => Array.from(rng.uniformArray(n)));
+    const make = (i: number, data: ArrayLike<number>) =>
+      keep(fromArray(Float32Array.from(data), shapes[i]).requireGrad());
+    const grads = [0, 1, 2, 3].map(() => sizes.map((n) => Array.from(rng.uniformArray(n, -2, 2))));
+    const hyper = { lr: 1e-2, weightDecay: 0.1 };
+    const flatPs = init.map((d, i) => make(i, d)), eachPs = init.map((d, i) => make(i, d));
+    const flat = new AdamW([{ params: flatPs, ...hyper }]); // one group: flat arenas
+    const each = new AdamW(eachPs.map((p) => ({ params: [p], ...hyper }))); // one parameter per group
+    let later: [Tensor[], AdamW] | null = null;
+    for (let step = 0; step < 4; step++) {
+      if (step === 2) {
+        // Restore the flat optimizer's checkpoint into a fresh one over copies of its parameters.
+        const ps = await Promise.all(flatPs.map(async (p, i) => make(i, await p.toArray())));
+        const o = new AdamW([{ params: ps, ...hyper }]);
+        const sd = flat.stateDict();
+        o.loadStateDict({ meta: JSON.parse(JSON.stringify(sd.meta)), tensors: sd.tensors });
+        later = [ps, o];
+      }
+      for (
+        const [ps, o] of [[flatPs, flat], [eachPs, each], ...(later ? [later] : [])] as [Tensor[], AdamW][]
+      ) {
+        ps.forEach((p, i) => setGrad(p, grads[step][i]));
+        const d0 = recorder().stats().dispatches;
+        o.step();
+        const n = recorder().stats().dispatches - d0;
+        // After the step that builds the arenas (or restores a checkpoint into them): one dispatch.
+        const settled = (o === flat && step > 0) || (o === later?.[1] && step > 2);
+        if (settled && n !== 1) throw new Error(`a flat step took ${n} dispatches`);
+      }
+    }
+    for (let i = 0; i < sizes.length; i++) {
+      const want = await eachPs[i].toArray();
+      assertClose(await flatPs[i].toArray(), want, { atol: 0, rtol: 0, msg: `flat param ${i}` });
+      assertClose(await later![0][i].toArray(), want, { atol: 0, rtol: 0, msg: `restored param ${i}` });
+    }
+    const a = flat.stateDict(), b = each.stateDict();
+    for (const [k, t] of b.tensors) {
+      assertClose(await a.tensors.get(k)!.toArray(), await t.toArray(), { atol: 0, rtol: 0, msg: k });
+    }
+    for (const o of [flat, each, later![1]]) o.dispose();
+    for (const p of [...flatPs, ...eachPs, ...later![0]]) p.dispose();
+  },
+);
+
 gpuTest("AdamW: changing lr compiles nothing; zeroGrad drops gradients; defaults like PyTorch", async () => {
   const p = param([1, -1]);
   const opt = new AdamW([p]);

@@ -59,22 +59,16 @@ export class AdamW extends Optimizer<AdamWHyper> {
     for (const g of this.paramGroups) {
       checkHyper(g);
       const [b1, b2] = g.betas;
+      const hyper = (t: number) =>
+        [1 - g.lr * g.weightDecay, 1 - b1, b2, 1 - b2, g.eps, g.lr / (1 - b1 ** t), Math.sqrt(1 - b2 ** t)]
+          .map(f32bits);
+      if (this.stepFlat(g, vecSpec, ADAMW_WG, hyper)) continue;
       for (const p of g.params) {
         if (!p.grad) continue;
         const st = this.stateOf(p, g);
         st.step++;
-        const t = st.step;
-        const bc1 = 1 - b1 ** t;
-        const bc2 = 1 - b2 ** t;
-        const params = [1 - g.lr * g.weightDecay, 1 - b1, b2, 1 - b2, g.eps, g.lr / bc1, Math.sqrt(bc2)];
-        this.launchUpdate(
-          spec,
-          ADAMW_WG,
-          p,
-          [st.tensors.get("exp_avg")!, st.tensors.get("exp_avg_sq")!],
-          params.map(f32bits),
-          vecSpec,
-        );
+        const extra = [st.tensors.get("exp_avg")!, st.tensors.get("exp_avg_sq")!];
+        this.launchUpdate(spec, ADAMW_WG, p, extra, hyper(st.step), vecSpec);
       }
     }
   }

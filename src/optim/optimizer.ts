@@ -3,12 +3,14 @@
  * state tensors kept on the GPU, `zeroGrad`, and checkpoints as JSON-able metadata plus named
  * tensors (ready for safetensors: tensors as the data, `JSON.stringify(meta)` as metadata).
  */
+import { gpu } from "../gpu/device.ts";
 import { grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
 import { zeros } from "../ops/creation.ts";
 import { mapN } from "../ops/map.ts";
 import { contiguous } from "../ops/views.ts";
 import { keep } from "../tensor/scope.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { FlatGroup } from "./flat_group.ts";
 
 /** Hyperparameters every optimizer has. */
 export interface BaseHyper {
@@ -64,6 +66,8 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
   readonly defaults: H;
   /** Per-parameter state, created on a parameter's first update. */
   protected readonly state: Map<Tensor, ParamState> = new Map();
+  /** Flat arenas of groups updated in one dispatch ({@link stepFlat}). */
+  #flat = new Map<ParamGroup<H>, FlatGroup>();
   /** Class name stored in checkpoints. */
   abstract readonly type: string;
 
@@ -138,6 +142,51 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
       grid1d(Math.ceil(p.size / v / wg)),
     );
     if (g !== grad) g.dispose();
+  }
+
+  /**
+   * Updates all of `group` with one dispatch of `vecSpec` over flat arenas (see `flat_group.ts`)
+   * when every parameter has a gradient and all have taken the same number of steps; returns
+   * false, doing nothing, otherwise (the caller then updates parameter by parameter). `hyper`
+   * gives the kernel parameters after the count and offsets, for the group's new step number.
+   */
+  protected stepFlat(
+    group: ParamGroup<H>,
+    vecSpec: KernelSpec,
+    wg: number,
+    hyper: (step: number) => number[],
+  ): boolean {
+    const ps = group.params;
+    if (ps.length < 2 || ps.some((p) => !p.grad || p.grad.size !== p.size || !p.isContiguous)) return false;
+    const steps = ps.map((p) => this.state.get(p)?.step ?? 0);
+    if (steps.some((s) => s !== steps[0])) return false;
+    let flat = this.#flat.get(group);
+    const states = ps.map((p) => this.state.get(p));
+    if (
+      !flat || flat.params.some((p, i) => p !== ps[i]) || flat.params.length !== ps.length ||
+      !flat.owns(states)
+    ) {
+      const words = ps.reduce((a, p) => a + Math.ceil(p.size / 4) * 4, 0);
+      if (words * 4 > gpu().limits.maxStorageBufferBindingSize) return false;
+      flat?.dispose();
+      const built = FlatGroup.build(ps, this.stateNames(group), (p) => this.state.get(p));
+      ps.forEach((p, i) => this.state.set(p, built.states[i]));
+      this.#flat.set(group, flat = built.flat);
+    }
+    const grads = ps.map((p) => (p.grad!.isContiguous ? p.grad! : contiguous(p.grad!)));
+    flat.copyIn(grads);
+    grads.forEach((g, i) => g !== ps[i].grad && g.dispose());
+    const step = steps[0] + 1;
+    const names = this.stateNames(group);
+    launch(
+      vecSpec,
+      [flat.P.buffer, flat.G.buffer, ...names.map((n) => flat.arenas.get(n)!.buffer)],
+      [flat.total / 4, 0, 0, ...names.map(() => 0), ...hyper(step)],
+      grid1d(Math.ceil(flat.total / 4 / wg)),
+    );
+    flat.copyOut();
+    for (const p of ps) this.state.get(p)!.step = step;
+    return true;
   }
 
   /** Drops the gradients of all parameters (sets them to null, like PyTorch's default). */
@@ -248,6 +297,8 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
   dispose(): void {
     for (const st of this.state.values()) for (const t of st.tensors.values()) t.dispose();
     this.state.clear();
+    for (const f of this.#flat.values()) f.dispose();
+    this.#flat.clear();
   }
 }
 
