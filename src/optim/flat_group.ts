@@ -1,11 +1,11 @@
 /**
- * One update dispatch for a whole parameter group. The group's state tensors (e.g. AdamW's
- * moments) live side by side in one arena per state name, each parameter's state a view into it;
- * per step the parameters and gradients are copied into two scratch arenas (buffer copies, a
- * memcpy each on lavapipe), one kernel updates everything, and the parameters are copied back.
- * On lavapipe a dispatch costs ~40 µs of queue-thread time however small, so the 29 parameters
- * of the CTM bench took ~2.9 ms per step as 29 dispatches and ~1.5 ms flat; the arithmetic per
- * element is the same kernel's, so results are bit-identical.
+ * One update dispatch for a whole parameter group. The group's parameters move into one arena
+ * (each parameter tensor becomes a view of it, so every holder of the tensor follows) and its
+ * state tensors (e.g. AdamW's moments) into one arena per state name; per step the gradients are
+ * copied into a scratch arena (a buffer copy each, ~12 µs with its barrier on lavapipe) and one
+ * kernel updates everything. A dispatch costs lavapipe's queue thread ~40 µs however small, so
+ * the 29 parameters of the CTM bench took ~3 ms per step as 29 dispatches. The arithmetic per
+ * element is the same kernel's: results are bit-identical.
  */
 import { recorder } from "../gpu/recorder.ts";
 import { zeros } from "../ops/creation.ts";
@@ -25,12 +25,13 @@ export class FlatGroup {
   readonly offsets: number[];
   /** Elements per arena (a multiple of 4). */
   readonly total: number;
-  /** Scratch arenas for the parameters and their gradients. */
+  /** The parameters' arena and the gradients' scratch arena. */
   readonly P: Tensor;
   readonly G: Tensor;
   /** State arenas by name. */
   readonly arenas: Map<string, Tensor>;
   #views: Map<string, Tensor[]>;
+  #adopted = new Map<string, Tensor[]>();
 
   private constructor(readonly params: Tensor[], names: string[]) {
     let off = 0;
@@ -48,57 +49,69 @@ export class FlatGroup {
     this.#views = new Map(names.map((n) => [n, params.map((p, i) => view(this.arenas.get(n)!, p, i))]));
   }
 
-  /**
-   * Arenas for `params` with state tensors `names`: existing state is copied in and replaced by
-   * views (missing state starts at zero, step 0). Returns the new per-parameter states.
-   */
-  static build(params: Tensor[], names: string[], existing: (p: Tensor) => State | undefined) {
+  /** Whether `params` can move into an arena: contiguous, f32, none sharing its memory. */
+  static movable(params: Tensor[]): boolean {
+    return params.every((p) => p.isContiguous && p.dtype === "f32" && p.storage.refs === 1) &&
+      new Set(params.map((p) => p.storage)).size === params.length;
+  }
+
+  /** Arenas for `params` (see {@link movable}) with state tensors `names`; the parameters move in. */
+  static build(params: Tensor[], names: string[]): FlatGroup {
     const f = new FlatGroup(params, names);
-    const states = params.map((p, i) => {
+    params.forEach((p, i) => {
+      const home = f.P.alias(p.shape, contiguousStrides(p.shape), f.offsets[i]);
+      mapInto(home, "x0", [p]);
+      home.dispose();
+      p.moveTo(f.P.storage, f.offsets[i]);
+    });
+    return f;
+  }
+
+  /** Whether the parameters still live in the arena (another optimizer may have moved them). */
+  atHome(): boolean {
+    return this.params.every((p, i) => p.storage === this.P.storage && p.offset === this.offsets[i]);
+  }
+
+  /** Whether `states` are the views last handed out by {@link adopt} (a checkpoint load replaces them). */
+  owns(states: (State | undefined)[]): boolean {
+    if (this.#adopted.size !== this.#views.size) return false;
+    return states.every((st, i) =>
+      st !== undefined && [...this.#adopted].every(([n, vs]) => st.tensors.get(n) === vs[i])
+    );
+  }
+
+  /**
+   * New per-parameter states on fresh views of the arenas: `existing` state is copied in (and
+   * freed), missing state starts at zero with step 0.
+   */
+  adopt(existing: (p: Tensor) => State | undefined): State[] {
+    this.#adopted = new Map([...this.#views.keys()].map((n) => [n, [] as Tensor[]]));
+    return this.params.map((p, i) => {
       const old = existing(p);
       const tensors = new Map<string, Tensor>();
-      for (const n of names) {
-        const view = keep(f.#views.get(n)![i]);
+      for (const [n, vs] of this.#views) {
+        const view = keep(vs[i].alias());
         const prev = old?.tensors.get(n);
         if (prev) {
           mapInto(view, "x0", [prev]);
           prev.dispose();
         }
         tensors.set(n, view);
+        this.#adopted.get(n)!.push(view);
       }
       return { step: old?.step ?? 0, tensors };
     });
-    return { flat: f, states };
   }
 
-  /** Whether `states` are still this group's views (a checkpoint load replaces them). */
-  owns(states: (State | undefined)[]): boolean {
-    return states.every((st, i) =>
-      st !== undefined && [...this.#views].every(([n, vs]) => st.tensors.get(n) === vs[i])
-    );
-  }
-
-  /** Records copies of the parameters and their gradients (contiguous) into `P` and `G`. */
-  copyIn(grads: Tensor[]): void {
+  /** Records copies of the gradients (contiguous) into `G`. */
+  copyGrads(grads: Tensor[]): void {
     const rec = recorder();
-    this.params.forEach((p, i) => {
-      const o = this.offsets[i] * 4, n = p.size * 4;
-      rec.copy(p.buffer, p.offset * 4, this.P.buffer, o, n);
-      rec.copy(grads[i].buffer, grads[i].offset * 4, this.G.buffer, o, n);
-    });
+    grads.forEach((g, i) => rec.copy(g.buffer, g.offset * 4, this.G.buffer, this.offsets[i] * 4, g.size * 4));
   }
 
-  /** Records copies of the updated parameters from `P` back into place. */
-  copyOut(): void {
-    const rec = recorder();
-    this.params.forEach((p, i) =>
-      rec.copy(this.P.buffer, this.offsets[i] * 4, p.buffer, p.offset * 4, p.size * 4)
-    );
-  }
-
-  /** Frees the scratch arenas; the state arenas live on in the views handed out. */
+  /** Frees the handles on the arenas; parameters and adopted state views keep their memory alive. */
   dispose(): void {
-    for (const t of [this.P, this.G]) t.dispose();
-    for (const a of this.arenas.values()) a.dispose();
+    for (const t of [this.P, this.G, ...this.arenas.values()]) t.dispose();
+    for (const vs of this.#views.values()) for (const v of vs) v.dispose();
   }
 }

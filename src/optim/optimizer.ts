@@ -161,20 +161,20 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
     const steps = ps.map((p) => this.state.get(p)?.step ?? 0);
     if (steps.some((s) => s !== steps[0])) return false;
     let flat = this.#flat.get(group);
-    const states = ps.map((p) => this.state.get(p));
     if (
-      !flat || flat.params.some((p, i) => p !== ps[i]) || flat.params.length !== ps.length ||
-      !flat.owns(states)
+      !flat || flat.params.length !== ps.length || flat.params.some((p, i) => p !== ps[i]) || !flat.atHome()
     ) {
       const words = ps.reduce((a, p) => a + Math.ceil(p.size / 4) * 4, 0);
-      if (words * 4 > gpu().limits.maxStorageBufferBindingSize) return false;
+      if (words * 4 > gpu().limits.maxStorageBufferBindingSize || !FlatGroup.movable(ps)) return false;
       flat?.dispose();
-      const built = FlatGroup.build(ps, this.stateNames(group), (p) => this.state.get(p));
-      ps.forEach((p, i) => this.state.set(p, built.states[i]));
-      this.#flat.set(group, flat = built.flat);
+      this.#flat.set(group, flat = FlatGroup.build(ps, this.stateNames(group)));
+    }
+    if (!flat.owns(ps.map((p) => this.state.get(p)))) {
+      const states = flat.adopt((p) => this.state.get(p));
+      ps.forEach((p, i) => this.state.set(p, states[i]));
     }
     const grads = ps.map((p) => (p.grad!.isContiguous ? p.grad! : contiguous(p.grad!)));
-    flat.copyIn(grads);
+    flat.copyGrads(grads);
     grads.forEach((g, i) => g !== ps[i].grad && g.dispose());
     const step = steps[0] + 1;
     const names = this.stateNames(group);
@@ -184,7 +184,6 @@ export abstract class Optimizer<H extends BaseHyper> implements LrTarget {
       [flat.total / 4, 0, 0, ...names.map(() => 0), ...hyper(step)],
       grid1d(Math.ceil(flat.total / 4 / wg)),
     );
-    flat.copyOut();
     for (const p of ps) this.state.get(p)!.step = step;
     return true;
   }

@@ -131,6 +131,22 @@ export class Tensor {
     }
   }
 
+  /**
+   * Internal (an optimizer's flat arena, `src/optim/flat_group.ts`): makes this tensor a
+   * contiguous view at element `offset` of `storage`, releasing its own memory. Its values must
+   * already be there. Every op reads `buffer` and `offset` afresh, so holders of this tensor
+   * follow it.
+   */
+  moveTo(storage: Storage, offset: number): void {
+    this.assertAlive();
+    storage.retain();
+    this.storage.release();
+    const self = this as unknown as { storage: Storage; offset: number; strides: Shape };
+    self.storage = storage;
+    self.offset = offset;
+    self.strides = Object.freeze(contiguousStrides(this.shape));
+  }
+
   /** A new handle on the same memory and layout (internal: saved tensors, views). */
   alias(
     shape: Shape = this.shape,
