@@ -5,7 +5,6 @@
  */
 import { Ctm } from "../src/models/ctm.ts";
 import { fromArray } from "../src/ops/creation.ts";
-import { recorder } from "../src/gpu/recorder.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import { parityLoss } from "../src/train/losses.ts";
@@ -16,7 +15,7 @@ import { parityBatchAt } from "../tasks/parity/data.ts";
 export interface ParityBench {
   /** The model (dispose it at the end). */
   ctm: Ctm;
-  /** Records and submits one training step: forward, parity loss, backward, AdamW, zeroGrad. */
+  /** Records one training step: forward, parity loss, backward, AdamW, zeroGrad. */
   step(): void;
 }
 
@@ -53,9 +52,6 @@ export function parityBench(T: number, B: number, L: number, fused = true): Pari
       opt.step();
       opt.zeroGrad();
     });
-    // Submit per step, as the training loop does (src/train/loop.ts): the next step records while
-    // this one runs, and the uniform arenas start afresh, so steady steps reuse their bind groups.
-    recorder().flush();
   };
   return { ctm, step };
 }

@@ -7,8 +7,10 @@
  */
 import { DeviceLostError, deviceLostReason, gpu } from "./device.ts";
 
-const ARENA_BYTES = 64 * 1024;
 const AUTO_FLUSH_DISPATCHES = 8192;
+// One arena holds a whole submission's parameters (256-byte slots), so consecutive training
+// steps recorded into one submission bind the same uniform buffer and reuse their bind groups.
+const ARENA_BYTES = AUTO_FLUSH_DISPATCHES * 256;
 
 interface Arena {
   buf: GPUBuffer;
