@@ -1,7 +1,7 @@
 /**
  * Per-tick backward kernels of the fused CTM recurrence other than the neuron-level models
- * (`fused_ctm_nlm.ts`) and attention (`fused_ctm_attn_bwd.ts`): GLU + LayerNorm, the synapse
- * input gradient and the synchronisation gradients into dL/dz. Layouts: see `fused_ctm.ts`; dL/dz lives in the storage
+ * (`fused_ctm_nlm.ts`): GLU + LayerNorm, the synapse input gradient, attention, and the
+ * synchronisation gradients into dL/dz. Layouts: see `fused_ctm.ts`; dL/dz lives in the storage
  * buffer `DZ` `[D, Bp]` (neuron-major, rows past B zero) so that the NLM backward reads four rows
  * per vec4.
  */
@@ -19,7 +19,6 @@ import {
   XYZW,
   zAt,
 } from "./fused_ctm.ts";
-import type { KernelSpec } from "../src/gpu/kernel.ts";
 
 /**
  * LayerNorm + GLU backward for tick t, thread per row quad: from dL/dpre (quad-layout `Dpre`
@@ -134,6 +133,72 @@ export function synBwdThreads(c: CtmDims, TM: number, TN4: number): number {
 }
 
 /**
+ * Attention backward for tick t, thread per (b, head): from dL/dO (`DO`) to dL/dq (`DQ`,
+ * unscaled query), dL/dscores (`DS`) and the head's part of dL/dS_act (texture `DSP`, texel
+ * `(p/4, b·heads + h)`: four pairs per store instead of one storage store per pair).
+ */
+export function attnBwdSpec(c: CtmDims): FusedSpec {
+  const { dhq, Lq, SaQ } = derived(c);
+  const scale = 1 / Math.sqrt(c.d / c.nh);
+  const I = range(dhq), Ls = range(c.L);
+  const wOf = (l: number) => `w${l >> 2}.${XYZW[l & 3]}`;
+  return spec(
+    "ctm attention bwd",
+    ["t"],
+    [],
+    [
+      { name: "DO", kind: "r" },
+      { name: "Wt", kind: "r" },
+      { name: "Kt", kind: "r" },
+      { name: "Vt", kind: "r" },
+      { name: "Wq", kind: "r" },
+      { name: "DQ", kind: "w" },
+      { name: "DS", kind: "w" },
+      { name: "DSP", kind: "w" },
+    ],
+    `
+  if (tid >= ${c.B * c.nh}u) { return; }
+  let b = tid / ${c.nh}u; let h = tid % ${c.nh}u; let t = P.t;
+  let c0 = h * ${dhq}u; let row = b * ${c.nh}u + h;
+  ${I.map((i) => `let do${i} = ${tl("DO", `c0 + ${i}u`, "b", "t")};`).join("\n  ")}
+  ${range(Lq).map((l4) => `let w${l4} = ${tl("Wt", `${l4}u`, "row", "t")};`).join("\n  ")}
+  ${
+      Ls.map((l) =>
+        `let dw${l} = ${I.map((i) => `dot(do${i}, ${tl("Vt", `c0 + ${i}u`, `${l}u`, "b")})`).join(" + ")};`
+      ).join("\n  ")
+    }
+  let sw = ${Ls.map((l) => `${wOf(l)} * dw${l}`).join(" + ")};
+  ${Ls.map((l) => `let ds${l} = ${wOf(l)} * (dw${l} - sw);`).join("\n  ")}
+  ${
+      range(Lq).map((l4) => {
+        const comps = range(4).map((q) => (4 * l4 + q < c.L ? `ds${4 * l4 + q}` : "0.0")).join(", ");
+        return `textureStore(DS, vec2u(${l4}u, row), t, vec4f(${comps}));`;
+      }).join("\n  ")
+    }
+  ${
+      I.map((i) => {
+        const sum = Ls.map((l) => `ds${l} * ${tl("Kt", `c0 + ${i}u`, `${l}u`, "b")}`).join(" + ");
+        return `let dq${i} = (${sum}) * ${f(scale)}; textureStore(DQ, vec2u(c0 + ${i}u, b), t, dq${i});`;
+      }).join("\n  ")
+    }
+  for (var p4 = 0u; p4 < ${SaQ}u; p4++) {
+    var v = vec4f(0.0);
+    ${
+      range(4).map((q) => {
+        // pairs past Sa (a partial last texel) read a clamped row and store 0
+        const p = c.Sa % 4 === 0 ? `4u * p4 + ${q}u` : `min(4u * p4 + ${q}u, ${c.Sa - 1}u)`;
+        const e = I.map((i) => `dot(dq${i}, ${tl("Wq", `c0 + ${i}u`, p)})`).join(" + ");
+        return c.Sa % 4 === 0
+          ? `v.${XYZW[q]} = ${e};`
+          : `v.${XYZW[q]} = select(0.0, ${e}, 4u * p4 + ${q}u < ${c.Sa}u);`;
+      }).join("\n    ")
+    }
+    textureStore(DSP, vec2u(p4, row), 0u, v);
+  }`,
+  );
+}
+
+/**
  * Gradient of z layer j from the synchronisations, thread per row b: the output
  * synchronisation at layer j (incoming dL/dS_out for tick j−1) and, for j < T, the action
  * synchronisation of tick j (dL/dS_act, summed over the heads' parts in the texture `DSP`).
@@ -145,34 +210,6 @@ export function synBwdThreads(c: CtmDims, TM: number, TN4: number): number {
  * but the scatter into `DZ`.
  */
 export function dzAsmSpec(c: CtmDims, vec4 = false): FusedSpec {
-  const dSP = range(c.nh).map((h) =>
-    vec4
-      ? tl("DSP", "p", `b * ${c.nh}u + ${h}u`)
-      : `comp(${tl("DSP", "p >> 2u", `b * ${c.nh}u + ${h}u`)}, p & 3u)`
-  ).join(" + ");
-  const { bindings, textures, body } = dzAsmParts(c, vec4, dSP);
-  return spec(
-    `ctm sync bwd${vec4 ? " vec4" : ""}`,
-    ["j", "dsOff"],
-    bindings,
-    [...textures, { name: "DSP", kind: "r" }],
-    `
-  if (tid >= ${c.B}u) { return; }
-  let b = tid; let j = P.j;
-  ${body}`,
-  );
-}
-
-/**
- * Bindings, read textures and body (row `b` and layer `j` in scope) of {@link dzAsmSpec}, with
- * `dSAct` the WGSL of dL/dS_act for pair `p` (four pairs with `vec4`); shared with the merged
- * attention + synchronisation backward (`fused_ctm_attn_bwd.ts`).
- */
-export function dzAsmParts(
-  c: CtmDims,
-  vec4: boolean,
-  dSAct: string,
-): { bindings: KernelSpec["bindings"]; textures: FusedSpec["textures"]; body: string } {
   const { Bp } = derived(c);
   const V = vec4 ? 4 : 1;
   const T = vec4 ? "vec4<f32>" : "f32";
@@ -219,36 +256,55 @@ export function dzAsmParts(
     name: string,
     rwAccess = false,
   ) => ({ name, type: T, access: rwAccess ? "rw" : "read" } as const);
-  const bindings = [
-    buf("AlO"),
-    buf("AlA"),
-    buf("DSO"),
-    buf("CAO", true),
-    buf("CBO", true),
-    buf("CAA", true),
-    buf("CBA", true),
-    buf("DRO", true),
-    buf("DRA", true),
-    rw("DZ"),
-  ];
-  const textures: FusedSpec["textures"] = [
-    { name: "Z", kind: "r" },
-    { name: "IdxO", kind: "r" },
-    { name: "IdxA", kind: "r" },
-    { name: "DecO", kind: "r" },
-    { name: "DecA", kind: "r" },
-  ];
-  const body = `${
-    part(
-      "O",
-      c.So,
-      `select(${zero}, DSO[P.dsOff + ((j - 1u) * ${c.B}u + b) * ${c.So / V}u + p], j > 0u)`,
-      `j < ${c.T}u`,
-      `j == ${c.T}u`,
-    )
-  }
+  return spec(
+    `ctm sync bwd${vec4 ? " vec4" : ""}`,
+    ["j", "dsOff"],
+    [
+      buf("AlO"),
+      buf("AlA"),
+      buf("DSO"),
+      buf("CAO", true),
+      buf("CBO", true),
+      buf("CAA", true),
+      buf("CBA", true),
+      buf("DRO", true),
+      buf("DRA", true),
+      rw("DZ"),
+    ],
+    [
+      { name: "Z", kind: "r" },
+      { name: "IdxO", kind: "r" },
+      { name: "IdxA", kind: "r" },
+      { name: "DecO", kind: "r" },
+      { name: "DecA", kind: "r" },
+      { name: "DSP", kind: "r" },
+    ],
+    `
+  if (tid >= ${c.B}u) { return; }
+  let b = tid; let j = P.j;
+  ${
+      part(
+        "O",
+        c.So,
+        `select(${zero}, DSO[P.dsOff + ((j - 1u) * ${c.B}u + b) * ${c.So / V}u + p], j > 0u)`,
+        `j < ${c.T}u`,
+        `j == ${c.T}u`,
+      )
+    }
   if (j < ${c.T}u) {
-    ${part("A", c.Sa, dSAct, `j < ${c.T - 1}u`, `j == ${c.T - 1}u`)}
-  }`;
-  return { bindings, textures, body };
+    ${
+      part(
+        "A",
+        c.Sa,
+        range(c.nh).map((h) =>
+          vec4
+            ? tl("DSP", "p", `b * ${c.nh}u + ${h}u`)
+            : `comp(${tl("DSP", "p >> 2u", `b * ${c.nh}u + ${h}u`)}, p & 3u)`
+        ).join(" + "),
+        `j < ${c.T - 1}u`,
+        `j == ${c.T - 1}u`,
+      )
+    }
+  }`,
+  );
 }

@@ -12,7 +12,6 @@ import { sum } from "../src/ops/reduce.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 import { startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
-import { attnSyncLimit } from "../shaders/fused_ctm_attn_bwd.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { parityLoss } from "../src/train/losses.ts";
@@ -97,24 +96,8 @@ function input(B: number, L: number, rng: Rng): Tensor {
   return fromArray(Float32Array.from({ length: B * L }, () => (rng.next() < 0.5 ? -1 : 1)), [B, L]);
 }
 
-// The last case again with the attention backward in its own kernel (the form for configurations
-// whose heads are too large to unroll into the synchronisation backward).
-const SPLIT = { ...CASES[2], name: `${CASES[2].name}, attention backward in its own kernel`, split: true };
-
-for (const c of [...CASES, SPLIT] as (Case & { split?: boolean })[]) {
+for (const c of CASES) {
   gpuTest(`fused CTM matches the op-by-op path: ${c.name}`, async () => {
-    const limit = attnSyncLimit.terms;
-    if (c.split) attnSyncLimit.terms = 0;
-    try {
-      await compareFused(c);
-    } finally {
-      attnSyncLimit.terms = limit;
-    }
-  });
-}
-
-async function compareFused(c: Case & { split?: boolean }): Promise<void> {
-  {
     const rng = new Rng(7);
     const ctm = new Ctm({ ...c.cfg, rng: new Rng(11) });
     if (c.eval) ctm.eval();
@@ -168,8 +151,6 @@ async function compareFused(c: Case & { split?: boolean }): Promise<void> {
     const got = await run(true);
     const ran = stopFusedProfile();
     if (!ran.some(([n]) => n === "ctm nlm bwd")) throw new Error(`${c.name}: the fused path did not run`);
-    const split = ran.some(([n]) => n === "ctm attention bwd");
-    if (split !== !!c.split) throw new Error(`${c.name}: attention backward ${split ? "split" : "merged"}`);
     for (const [k, e] of Object.entries(ref)) {
       const a = got[k];
       if (!a || a.length !== e.length) throw new Error(`${k}: length ${a?.length} != ${e.length}`);
@@ -179,7 +160,7 @@ async function compareFused(c: Case & { split?: boolean }): Promise<void> {
     R.dispose();
     x.dispose();
     ctm.dispose();
-  }
+  });
 }
 
 gpuTest("a repeated fused CTM training step creates no new bind groups", () => {

@@ -5,8 +5,7 @@
  * LayerNorm affine, NLM weights, start trace).
  */
 import { type CtmDims, derived, rowPitch } from "../../shaders/fused_ctm.ts";
-import { attnBwdSpec, attnSyncBwdSpec, attnSyncFits } from "../../shaders/fused_ctm_attn_bwd.ts";
-import { dzAsmSpec, lnBwdSpec, synBwdSpec, synBwdThreads } from "../../shaders/fused_ctm_bwd.ts";
+import { attnBwdSpec, dzAsmSpec, lnBwdSpec, synBwdSpec, synBwdThreads } from "../../shaders/fused_ctm_bwd.ts";
 import {
   colSumSpec,
   dkvSpec,
@@ -40,9 +39,8 @@ export interface FwdState {
 
 /**
  * Gradients of every input of the fused op from the incoming `gIn` (`[T, B, So]`), in the order
- * kv, wq, bq, ws (z columns only: the caller fills the attention columns from wsA's gradient,
- * see `fused_ctm_fold.ts`), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2 (placeholders when
- * shallow), start state, start trace, rOut, rAct.
+ * kv, wq, bq, ws (zero in the attention columns), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
+ * (placeholders when shallow), start state, start trace, rOut, rAct.
  */
 export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Tensor[] {
   const dv = derived(c);
@@ -62,6 +60,7 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     DQ: acquire(dq, B, T),
     DS: acquire(Lq, B * c.nh, T),
     DAG: acquire(D, Bq, 2 * T),
+    DSP: acquire(SaQ, B * c.nh, 1),
   };
   // Four synchronisation pairs per storage access where sizes and offsets allow.
   const v4 = Sa % 4 === 0 && So % 4 === 0 && g.offset % 4 === 0;
@@ -70,15 +69,26 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const nlmBwd = cached(`nlmb${key}`, () => nlmBwdSpec(c));
   const lnBwd = cached(`lnb${key}`, () => lnBwdSpec(c));
   const synBwd = cached(`synb${key}`, () => synBwdSpec(c, ...SYN_BWD));
-  // Small attention configurations run their backward inside the synchronisation backward.
-  const merged = attnSyncFits(c);
-  const attnBwd = merged ? null : cached(`attnb${key}`, () => attnBwdSpec(c));
-  const attnSync = merged ? cached(`attnsync${v4}${key}`, () => attnSyncBwdSpec(c, v4)) : null;
-  const DSP = merged ? null : acquire(SaQ, B * c.nh, 1);
-  const asmBuffers = [s.AlO, s.AlA, g, CAO, CBO, CAA, CBA, DRO, DRA, DZ].map((x) => x.buffer);
-  const asmTex = [X.Z, X.IdxO, X.IdxA, X.DecO, X.DecA];
-  const attnTex = [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS];
-  const asm = (j: number) => run(dzAsm, asmBuffers, [...asmTex, DSP ?? Y.DS], [j, g.offset / V], B);
+  const attnBwd = cached(`attnb${key}`, () => attnBwdSpec(c));
+  const asm = (j: number) =>
+    run(
+      dzAsm,
+      [
+        s.AlO.buffer,
+        s.AlA.buffer,
+        g.buffer,
+        CAO.buffer,
+        CBO.buffer,
+        CAA.buffer,
+        CBA.buffer,
+        DRO.buffer,
+        DRA.buffer,
+        DZ.buffer,
+      ],
+      [X.Z, X.IdxO, X.IdxA, X.DecO, X.DecA, Y.DSP],
+      [j, g.offset / V],
+      B,
+    );
   asm(T);
   const nlmTex = [X.Pre, X.ST, X.W1, X.B1, ...(c.deep ? [X.W2, X.B2] : [])];
   // Pending trace gradients: written to a buffer, copied into texture C for the next tick.
@@ -90,13 +100,9 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
     if (M > 1) copyRowsToTexture(pend, Y.C, D, pendRows);
     run(lnBwd, [], [X.U, X.Ln, Y.Dpre, X.Stats, Y.DU], [t], Bq);
     run(synBwd, [DZ.buffer], [Y.DU, X.Wn, Y.DO], [t], synBwdThreads(c, ...SYN_BWD));
-    if (attnSync) run(attnSync, asmBuffers, [...asmTex, ...attnTex], [t, g.offset / V], B);
-    else {
-      run(attnBwd!, [], [...attnTex, DSP!], [t], B * c.nh);
-      asm(t);
-    }
+    run(attnBwd, [], [Y.DO, X.W, X.K, X.V, X.Wq, Y.DQ, Y.DS, Y.DSP], [t], B * c.nh);
+    asm(t);
   }
-  if (DSP) release(DSP);
   // After the loop C holds the pending trace gradients of tick 0.
   copyRowsToTexture(dag, Y.DAG, D, Bq, 0, 2 * T);
   // Parameter gradients summed over ticks: dW' = Σ dUᵀ·[O | Z] (the O part into gwsA, the Z
