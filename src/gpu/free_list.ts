@@ -4,7 +4,7 @@
  * A plain stack hands out whatever was released last, so the same sequence of allocations in two
  * training steps gets different buffers whenever the releases of the step before came in another
  * order (autograd frees intermediates as it goes). Kernels then see new buffer combinations and
- * need new bind groups (~17 µs each to create in Deno, 70–150 per CTM bench step). Handing out by
+ * need new bind groups (~17 µs each to create in Deno, 70–180 per CTM bench step). Handing out by
  * creation order makes the assignment depend only on which resources are idle, not on the order
  * they came back, so a step that repeats the previous one reuses its bind groups.
  */

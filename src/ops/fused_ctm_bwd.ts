@@ -39,7 +39,8 @@ export interface FwdState {
 
 /**
  * Gradients of every input of the fused op from the incoming `gIn` (`[T, B, So]`), in the order
- * kv, wq, bq, ws (zero in the attention columns), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
+ * kv, wq, bq, ws (its z columns only: the caller writes the attention columns from wsA's gradient,
+ * see `fused_ctm_fold.ts`), wsA, bs, lnw, lnb, w1, b1, t1, w2, b2, t2
  * (placeholders when shallow), start state, start trace, rOut, rAct.
  */
 export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Tensor[] {

@@ -12,12 +12,7 @@ import { zeros } from "../ops/creation.ts";
 import { mapInto } from "../ops/map.ts";
 import { keep } from "../tensor/scope.ts";
 import { contiguousStrides, type Tensor } from "../tensor/tensor.ts";
-
-/** Per-parameter state as the optimizers keep it (see `optimizer.ts`). */
-interface State {
-  step: number;
-  tensors: Map<string, Tensor>;
-}
+import type { ParamState } from "./optimizer.ts";
 
 /** Arenas of one parameter group (build with {@link FlatGroup.build}). */
 export class FlatGroup {
@@ -73,7 +68,7 @@ export class FlatGroup {
   }
 
   /** Whether `states` are the views last handed out by {@link adopt} (a checkpoint load replaces them). */
-  owns(states: (State | undefined)[]): boolean {
+  owns(states: (ParamState | undefined)[]): boolean {
     if (this.#adopted.size !== this.#views.size) return false;
     return states.every((st, i) =>
       st !== undefined && [...this.#adopted].every(([n, vs]) => st.tensors.get(n) === vs[i])
@@ -84,7 +79,7 @@ export class FlatGroup {
    * New per-parameter states on fresh views of the arenas: `existing` state is copied in (and
    * freed), missing state starts at zero with step 0.
    */
-  adopt(existing: (p: Tensor) => State | undefined): State[] {
+  adopt(existing: (p: Tensor) => ParamState | undefined): ParamState[] {
     this.#adopted = new Map([...this.#views.keys()].map((n) => [n, [] as Tensor[]]));
     return this.params.map((p, i) => {
       const old = existing(p);
