@@ -7,11 +7,33 @@ import { initGpu } from "../src/gpu/device.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { mul } from "../src/ops/arith.ts";
 import { sum } from "../src/ops/reduce.ts";
-import { tidy } from "../src/tensor/scope.ts";
+import { keep, tidy } from "../src/tensor/scope.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { Rng } from "../src/util/rng.ts";
 
 export { Rng };
+
+/** Throws unless `f` throws an error whose text contains `text`. */
+export function expectThrow(f: () => unknown, text: string): void {
+  try {
+    f();
+  } catch (e) {
+    if (String(e).includes(text)) return;
+    throw new Error(`expected '${text}', got ${e}`);
+  }
+  throw new Error(`expected an error containing '${text}'`);
+}
+
+/** A kept 1-D f32 leaf that requires grad. */
+export function param(data: ArrayLike<number>): Tensor {
+  return keep(fromArray(Float32Array.from(data)).requireGrad());
+}
+
+/** Replaces `p.grad` with a kept tensor of `g` in `p`'s shape. */
+export function setGrad(p: Tensor, g: ArrayLike<number>): void {
+  p.grad?.dispose();
+  p.grad = keep(fromArray(Float32Array.from(g), p.shape));
+}
 
 /** Registers a GPU test (WebGPU's async ops are exempt from Deno's leak sanitizers). */
 export function gpuTest(name: string, fn: () => Promise<void> | void): void {

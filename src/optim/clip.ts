@@ -1,72 +1,41 @@
 /**
  * Gradient clipping entirely on the GPU (no host reads): global L2-norm clipping like
  * `torch.nn.utils.clip_grad_norm_`, and per-parameter quantile clipping like autoclip's
- * `QuantileClip` (the reference's parity trainer). The small WGSL kernels live here.
+ * `QuantileClip` (the reference's parity trainer). Both gather the gradients into one buffer
+ * first (`grad_arena.ts`), so a step takes three dispatches however many parameters there are;
+ * the kernels are in `shaders/clip.ts`.
  */
-import { f32bits, grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
-import { zeros } from "../ops/creation.ts";
-import { mapInto, mapN } from "../ops/map.ts";
-import { contiguous } from "../ops/views.ts";
+import { f32bits, grid1d, launch } from "../gpu/kernel.ts";
+import { fromArray, zeros } from "../ops/creation.ts";
+import { mapInto } from "../ops/map.ts";
+import { reshape } from "../ops/views.ts";
 import { keep } from "../tensor/scope.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import {
+  chunkScaleSpec,
+  chunkSumsqSpec,
+  normFinishSpec,
+  quantileStepSpec,
+  rebuildSortedSpec,
+} from "../../shaders/clip.ts";
+import { type ArenaLayout, gatherGrads } from "./grad_arena.ts";
+import type { KernelSpec } from "../gpu/kernel.ts";
 
-const WG = 256;
-const MAX_PARTIALS = 256;
-
-const REDUCE_TREE = `
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
-    workgroupBarrier();
-  }`;
-
-/** Partial sums of squares of X[off .. off+n) over G workgroups into Part[base + wg]. */
-const sumsqSpec: KernelSpec = {
-  params: ["n", "off", "base", "G"],
-  bindings: [{ name: "X", type: "f32", access: "read" }, { name: "Part", type: "f32", access: "rw" }],
-  workgroup: [WG],
-  prelude: `var<workgroup> sh: array<f32, ${WG}>;`,
-  body: `
-  let wg = wid.x + wid.y * nwg.x;
-  var acc = 0.0;
-  for (var i = wg * ${WG}u + lid.x; i < P.n; i += P.G * ${WG}u) { let v = X[P.off + i]; acc += v * v; }
-  sh[lid.x] = acc;${REDUCE_TREE}
-  if (lid.x == 0u) { Part[P.base + wg] = sh[0]; }`,
-};
-
-/** One workgroup: norm = √ΣPart, Out[0] = norm, Out[1] = min(1, maxNorm / (norm + 1e-6)). */
-const finishSpec: KernelSpec = {
-  params: ["count", "maxNorm"],
-  bindings: [{ name: "Part", type: "f32", access: "read" }, { name: "Out", type: "f32", access: "rw" }],
-  workgroup: [WG],
-  prelude: `var<workgroup> sh: array<f32, ${WG}>;`,
-  body: `
-  var acc = 0.0;
-  for (var i = lid.x; i < P.count; i += ${WG}u) { acc += Part[i]; }
-  sh[lid.x] = acc;${REDUCE_TREE}
-  if (lid.x == 0u) {
-    let norm = sqrt(sh[0]);
-    Out[0] = norm;
-    Out[1] = min(1.0, bitcast<f32>(P.maxNorm) / (norm + 1e-6));
-  }`,
-};
-
-function partialCount(n: number): number {
-  return Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (WG * 4))));
+/** Sums of squares of every chunk of a gathered arena into a new `[nChunks]` tensor. */
+function chunkSumsq(arena: Tensor, l: ArenaLayout): Tensor {
+  const part = Tensor.empty([Math.max(l.nChunks, 1)]);
+  launch(chunkSumsqSpec, [arena.buffer, l.chunks.buffer, part.buffer], [l.nChunks], grid1d(l.nChunks));
+  return part;
 }
 
-/** Records the partial sums of squares of `g` into `part` at `base`; returns the count written. */
-function sumsq(g: Tensor, part: Tensor, base: number): number {
-  const c = g.isContiguous ? g : contiguous(g);
-  const G = partialCount(c.size);
-  launch(sumsqSpec, [c.buffer, part.buffer], [c.size, c.offset, base, G], grid1d(G));
-  if (c !== g) c.dispose();
-  return G;
-}
-
-/** Multiplies `g` in place by the scalar tensor `coef`. */
-function scaleInPlace(g: Tensor, coef: Tensor): void {
-  mapInto(g, "x0 * x1", [g, coef]);
+/** Scales every segment s of the arena by `coef[off + s·stride]`. */
+function chunkScale(arena: Tensor, l: ArenaLayout, coef: Tensor, off: number, stride: number): void {
+  launch(
+    chunkScaleSpec,
+    [arena.buffer, l.chunks.buffer, coef.buffer],
+    [l.nChunks, off, stride],
+    grid1d(l.nChunks),
+  );
 }
 
 /**
@@ -95,68 +64,17 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
     out.dispose();
     return norm;
   }
-  const total = grads.reduce((a, g) => a + partialCount(g.size), 0);
-  const part = Tensor.empty([total]);
-  let base = 0;
-  for (const g of grads) base += sumsq(g, part, base);
-  launch(finishSpec, [part.buffer, out.buffer], [total, f32bits(Math.min(maxNorm, 3.4e38))], [1]);
+  const { arena, layout } = gatherGrads(grads);
+  const part = chunkSumsq(arena, layout);
+  launch(normFinishSpec, [part.buffer, out.buffer], [layout.nChunks, f32bits(Math.min(maxNorm, 3.4e38))], [
+    1,
+  ]);
   part.dispose();
-  const coef = out.alias([], [], 1, true);
-  for (const g of grads) scaleInPlace(g, coef);
-  coef.dispose();
+  chunkScale(arena, layout, out, 1, 0);
+  arena.dispose();
   out.dispose();
   return norm;
 }
-
-function quantileSpec(N: number): KernelSpec {
-  return {
-    params: ["count", "m", "pos", "q"],
-    bindings: [
-      { name: "Part", type: "f32", access: "read" },
-      { name: "Hist", type: "f32", access: "rw" },
-      { name: "Out", type: "f32", access: "rw" },
-    ],
-    workgroup: [WG],
-    prelude: `var<workgroup> sh: array<f32, ${WG}>;\nvar<workgroup> sv: array<f32, ${N}>;`,
-    body: `
-  var acc = 0.0;
-  for (var i = lid.x; i < P.count; i += ${WG}u) { acc += Part[i]; }
-  sh[lid.x] = acc;${REDUCE_TREE}
-  let norm = sqrt(sh[0]);
-  let inf = bitcast<f32>(0x7f800000u);
-  for (var i = lid.x; i < ${N}u; i += ${WG}u) { sv[i] = select(inf, Hist[i], i < P.m); }
-  workgroupBarrier();
-  for (var k = 2u; k <= ${N}u; k = k << 1u) {
-    for (var j = k >> 1u; j > 0u; j = j >> 1u) {
-      for (var t = lid.x; t < ${N}u; t += ${WG}u) {
-        let o = t ^ j;
-        if (o > t) {
-          let a = sv[t];
-          let b = sv[o];
-          if ((a > b) == ((t & k) == 0u)) { sv[t] = b; sv[o] = a; }
-        }
-      }
-      workgroupBarrier();
-    }
-  }
-  if (lid.x == 0u) {
-    var thr = inf;
-    if (P.m > 0u) {
-      let r = bitcast<f32>(P.q) * f32(P.m - 1u);
-      let lo = u32(floor(r));
-      let hi = min(u32(ceil(r)), P.m - 1u);
-      let w = r - f32(lo);
-      let a = sv[lo];
-      let b = sv[hi];
-      thr = select(b - (b - a) * (1.0 - w), a + w * (b - a), w < 0.5);
-    }
-    Hist[P.pos] = norm;
-    Out[0] = min(1.0, thr / (norm + 1e-6));
-  }`,
-  };
-}
-
-const quantileSpecs = new Map<number, KernelSpec>();
 
 /** Options of {@link QuantileClip}. */
 export interface QuantileClipOptions {
@@ -180,7 +98,10 @@ export interface QuantileClipMeta {
  * Per-parameter adaptive clipping (autoclip's `QuantileClip` without a global threshold): each
  * parameter's gradient is clipped to the `quantile` of its own last `historyLength` pre-clip
  * norms (no clipping on its first step), then its current norm joins the history. Call
- * `step()` before the optimizer's step. Entirely on the GPU: one workgroup sorts each history.
+ * `step()` before the optimizer's step. Entirely on the GPU in three dispatches per step
+ * whatever the number of parameters: the gradients are gathered into one buffer
+ * (`grad_arena.ts`; each `p.grad` keeps its identity) and each parameter's window of past norms
+ * is kept sorted, so a step moves only the entries between the removed and the inserted norm.
  */
 export class QuantileClip {
   /** The clipped parameters. */
@@ -189,9 +110,15 @@ export class QuantileClip {
   readonly quantile: number;
   /** History length. */
   readonly historyLength: number;
-  #hist: Tensor[];
+  /** Rings of past norms `[params, L]`, the same windows sorted, and norms recorded per parameter. */
+  #hist: Tensor;
+  #sorted: Tensor;
+  #gpuCounts: Tensor;
+  #views: Tensor[];
   #counts: number[];
-  #spec: KernelSpec;
+  #step: KernelSpec;
+  /** Segment tables (`[param, first partial, end partial]` per gradient) by parameter subset. */
+  #segs = new Map<string, Tensor>();
 
   /** Creates the clipper (history buffers are allocated now). */
   constructor(params: readonly Tensor[], opts: QuantileClipOptions = {}) {
@@ -205,38 +132,60 @@ export class QuantileClip {
     if (!Number.isInteger(L) || L < 1 || L > 2048) {
       throw new Error(`QuantileClip: historyLength must be in 1…2048`);
     }
-    const N = 2 ** Math.ceil(Math.log2(Math.max(L, 2)));
-    let spec = quantileSpecs.get(N);
-    if (!spec) quantileSpecs.set(N, spec = quantileSpec(N));
-    this.#spec = spec;
-    this.#hist = this.params.map(() => keep(zeros([L])));
+    let spec = stepSpecs.get(L);
+    if (!spec) stepSpecs.set(L, spec = quantileStepSpec(L));
+    this.#step = spec;
+    const n = Math.max(this.params.length, 1);
+    this.#hist = keep(zeros([n * L]));
+    this.#sorted = keep(zeros([n * L]));
+    this.#gpuCounts = keep(fromArray(new Uint32Array(n)));
+    this.#views = this.params.map((_, i) => keep(this.#hist.alias([L], [1], i * L)));
     this.#counts = this.params.map(() => 0);
   }
 
   /** Clips every parameter that has a gradient (in place) and records its norm. */
   step(): void {
-    const L = this.historyLength;
+    const active: number[] = [];
     this.params.forEach((p, i) => {
-      const g = p.grad;
-      if (!g || g.size === 0) return;
-      const part = Tensor.empty([partialCount(g.size)]);
-      const count = sumsq(g, part, 0);
-      const coef = Tensor.empty([]);
-      const n = this.#counts[i];
-      const params = [count, Math.min(n, L), n % L, f32bits(this.quantile)];
-      launch(this.#spec, [part.buffer, this.#hist[i].buffer, coef.buffer], params, [1]);
-      part.dispose();
-      scaleInPlace(g, coef);
-      coef.dispose();
-      this.#counts[i] = n + 1;
+      if (p.grad && p.grad.size > 0) active.push(i);
     });
+    if (active.length === 0) return;
+    const { arena, layout } = gatherGrads(active.map((i) => this.params[i].grad!));
+    const part = chunkSumsq(arena, layout);
+    const coef = Tensor.empty([active.length]);
+    const seg = this.#segTable(active, layout);
+    launch(
+      this.#step,
+      [part.buffer, seg.buffer, this.#hist.buffer, this.#sorted.buffer, this.#gpuCounts.buffer, coef.buffer],
+      [active.length, f32bits(this.quantile)],
+      grid1d(active.length),
+    );
+    part.dispose();
+    chunkScale(arena, layout, coef, 0, 1);
+    coef.dispose();
+    arena.dispose();
+    for (const i of active) this.#counts[i]++;
+  }
+
+  #segTable(active: number[], l: ArenaLayout): Tensor {
+    const key = active.join(",") + "|" + l.chunkRange.map((r) => r.join(":")).join(",");
+    let t = this.#segs.get(key);
+    if (!t) {
+      if (this.#segs.size >= 8) {
+        for (const old of this.#segs.values()) old.dispose();
+        this.#segs.clear();
+      }
+      t = keep(fromArray(Uint32Array.from(active.flatMap((p, s) => [p, ...l.chunkRange[s]]))));
+      this.#segs.set(key, t);
+    }
+    return t;
   }
 
   /** Metadata (counts) and the history tensors named `history.<index>` (own tensors: do not dispose). */
   stateDict(): { meta: QuantileClipMeta; tensors: Map<string, Tensor> } {
     return {
       meta: { counts: [...this.#counts], quantile: this.quantile, historyLength: this.historyLength },
-      tensors: new Map(this.#hist.map((h, i) => [`history.${i}`, h])),
+      tensors: new Map(this.#views.map((h, i) => [`history.${i}`, h])),
     };
   }
 
@@ -249,21 +198,47 @@ export class QuantileClip {
           `${meta.historyLength}, this clipper ${this.params.length} and ${this.historyLength}`,
       );
     }
-    const src = this.#hist.map((_, i) => {
+    const src = this.#views.map((_, i) => {
       const t = tensors.get(`history.${i}`);
       if (!t || t.size !== this.historyLength) {
         throw new Error(`QuantileClip.loadStateDict: 'history.${i}' is missing or has the wrong size`);
       }
       return t;
     });
-    const copies = src.map((t) => keep(mapN("x0", [t]))); // before freeing: sources may be our own
-    for (const h of this.#hist) h.dispose();
-    this.#hist = copies;
+    this.#views.forEach((v, i) => {
+      if (src[i] === v) return;
+      const flat = reshape(src[i], [this.historyLength]);
+      mapInto(v, "x0", [flat]);
+      if (flat !== src[i]) flat.dispose();
+    });
     this.#counts = [...meta.counts];
+    this.#gpuCounts.dispose();
+    this.#gpuCounts = keep(fromArray(Uint32Array.from(this.#counts)));
+    const n = this.params.length;
+    if (n > 0) {
+      launch(
+        rebuildSpec(this.historyLength),
+        [this.#hist.buffer, this.#sorted.buffer, this.#gpuCounts.buffer],
+        [n],
+        grid1d(n),
+      );
+    }
   }
 
   /** Frees the history buffers. */
   dispose(): void {
-    for (const h of this.#hist) h.dispose();
+    for (const t of [this.#hist, this.#sorted, this.#gpuCounts, ...this.#views, ...this.#segs.values()]) {
+      t.dispose();
+    }
+    this.#segs.clear();
   }
+}
+
+const stepSpecs = new Map<number, KernelSpec>();
+const rebuildSpecs = new Map<number, KernelSpec>();
+
+function rebuildSpec(L: number): KernelSpec {
+  let s = rebuildSpecs.get(L);
+  if (!s) rebuildSpecs.set(L, s = rebuildSortedSpec(L));
+  return s;
 }
