@@ -16,39 +16,50 @@
  * - `--unfused`: the op-by-op path (`ctm.fused = false`) for comparison.
  */
 import "../src/ops/setup.ts";
-import { parseArgs } from "node:util";
 import { initGpu } from "../src/gpu/device.ts";
 import { startKernelProfile, stopKernelProfile } from "../src/gpu/kernel.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { _fusedInternals, startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
+import { runCli } from "../src/util/cli.ts";
 import { processCpuMs } from "./cpu_time.ts";
 import { parityBench } from "./parity_step.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    iterations: { type: "string", default: "32" },
-    steps: { type: "string", default: "5" },
-    batch: { type: "string", default: "64" },
-    length: { type: "string", default: "16" },
-    warmup: { type: "string", default: "2" },
-    profile: { type: "boolean", default: false },
-    repeat: { type: "string", default: "1" },
-    cost: { type: "boolean", default: false },
-    unfused: { type: "boolean", default: false },
+const args = runCli({
+  name: "deno run -A bench/ctm_step_bench.ts",
+  description: "Times one CTM training step on the parity bench configuration (see the top of this file).",
+  config: false,
+  flags: {
+    iterations: { type: "int", default: 32, min: 1, description: "Internal ticks T." },
+    steps: {
+      type: "int",
+      default: 5,
+      min: 1,
+      description: "Steps per timed repeat (recorded, then synced once).",
+    },
+    batch: { type: "int", default: 64, min: 1, description: "Batch size." },
+    length: { type: "int", default: 16, min: 1, description: "Parity sequence length." },
+    warmup: { type: "int", default: 2, min: 0, description: "Untimed steps first (compiles the kernels)." },
+    repeat: { type: "int", default: 1, min: 1, description: "Timed repeats, one line each." },
+    profile: {
+      type: "boolean",
+      default: false,
+      description: "Also print dispatches and GPU time per kernel.",
+    },
+    cost: { type: "boolean", default: false, description: "Also print each fused kernel's CPU ms per step." },
+    unfused: { type: "boolean", default: false, description: "Time the op-by-op path (ctm.fused = false)." },
   },
 });
 
 await initGpu();
-const T = Number(args.iterations), B = Number(args.batch), L = Number(args.length);
+const T = args.iterations, B = args.batch, L = args.length;
 const { ctm, step } = parityBench(T, B, L, !args.unfused);
 
 const rec = recorder();
-for (let i = 0; i < Number(args.warmup); i++) step();
+for (let i = 0; i < args.warmup; i++) step();
 await rec.sync();
 
-const steps = Number(args.steps);
-for (let r = 0; r < Number(args.repeat); r++) {
+const steps = args.steps;
+for (let r = 0; r < args.repeat; r++) {
   const s0 = rec.stats();
   const t0 = performance.now(), c0 = processCpuMs();
   for (let i = 0; i < steps; i++) step();

@@ -5,28 +5,40 @@
  * `--pairs` pairs) gives its CPU ms per step. Steadier than `ctm_step_bench.ts --cost` for one
  * kernel because it repeats it more often.
  *
- * `deno run -A bench/fused_kernel_cost.ts --kernel "ctm nlm bwd" [--k 12] [--pairs 3]`
+ * `deno run -A bench/fused_kernel_cost.ts --kernel "ctm nlm bwd[,ctm nlm fwd…]" [--k 12] [--pairs 3]`
+ * (`--help` lists the flags).
  */
 import "../src/ops/setup.ts";
-import { parseArgs } from "node:util";
 import { initGpu } from "../src/gpu/device.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { _fusedInternals } from "../src/ops/fused_ctm.ts";
+import { runCli } from "../src/util/cli.ts";
 import { processCpuMs } from "./cpu_time.ts";
 import { parityBench } from "./parity_step.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    kernel: { type: "string", multiple: true, default: ["ctm nlm bwd"] },
-    k: { type: "string", default: "12" },
-    pairs: { type: "string", default: "3" },
-    iterations: { type: "string", default: "32" },
+const args = runCli({
+  name: "deno run -A bench/fused_kernel_cost.ts",
+  description: "CPU ms per bench step of single fused CTM kernels, by repetition (see the top of this file).",
+  config: false,
+  flags: {
+    kernel: {
+      type: "string",
+      default: "ctm nlm bwd",
+      description: "Kernel names as the step bench's --profile prints them, separated by commas.",
+    },
+    k: { type: "int", default: 12, min: 1, description: "Extra dispatches of the kernel per dispatch." },
+    pairs: {
+      type: "int",
+      default: 3,
+      min: 1,
+      description: "Alternating pairs of measurements (min of each side).",
+    },
+    iterations: { type: "int", default: 32, min: 1, description: "Internal ticks T." },
   },
 });
 
 await initGpu();
-const T = Number(args.iterations), B = 64, L = 16;
+const T = args.iterations, B = 64, L = 16;
 const { ctm, step } = parityBench(T, B, L);
 const rec = recorder();
 async function measure(n: number): Promise<number> {
@@ -37,10 +49,10 @@ async function measure(n: number): Promise<number> {
   return (processCpuMs() - c0) / n;
 }
 await measure(2);
-const K = Number(args.k);
-for (const name of args.kernel) {
+const K = args.k;
+for (const name of args.kernel.split(",").map((k) => k.trim()).filter((k) => k)) {
   const base: number[] = [], more: number[] = [];
-  for (let r = 0; r < Number(args.pairs); r++) {
+  for (let r = 0; r < args.pairs; r++) {
     _fusedInternals.repeat.clear();
     base.push(await measure(2));
     _fusedInternals.repeat.set(name, K);
