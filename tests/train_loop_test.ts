@@ -4,6 +4,7 @@
  * ends bit-identical to a straight one, damaged checkpoints are skipped or reported clearly, and
  * a model/config mismatch names the offending tensors and config keys.
  */
+import { recorder } from "../src/gpu/recorder.ts";
 import { eq, mul } from "../src/ops/arith.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { crossEntropy } from "../src/ops/loss.ts";
@@ -347,4 +348,25 @@ gpuTest("train: bad options fail before any step; a diverging loss stops with a 
   assert((await scanCheckpoints(dir)).complete.length === 0, "no checkpoint of NaN weights");
   dispose(r);
   await Deno.remove(dir, { recursive: true });
+});
+
+gpuTest("train: submitting every k steps changes the submissions, not the result", async () => {
+  const run = async (submitEvery: number) => {
+    const r = setup(8);
+    const s0 = recorder().stats().submits;
+    await train({ ...r.opts, steps: 12, logEvery: 12, evaluate: undefined, submitEvery });
+    const submits = recorder().stats().submits - s0;
+    const snap = await snapshot(r);
+    dispose(r);
+    return { submits, snap };
+  };
+  const one = await run(1), three = await run(3);
+  assert(one.snap === three.snap, "the trained state depends on submitEvery");
+  assert(
+    one.submits >= 12 && three.submits <= 6,
+    `submissions: ${one.submits} (every step), ${three.submits} (every 3)`,
+  );
+  const r = setup(8);
+  await rejects(train({ ...r.opts, steps: 2, submitEvery: 0 }), /submitEvery must be an integer ≥ 1/);
+  dispose(r);
 });
