@@ -7,17 +7,7 @@ import { permute, slice } from "../src/ops/views.ts";
 import { detach, isGradEnabled, noGrad } from "../src/tensor/autograd.ts";
 import { keep, tidy } from "../src/tensor/scope.ts";
 import { memoryStats } from "../src/tensor/storage.ts";
-import { assertClose, gpuTest } from "./helpers.ts";
-
-function expectThrow(f: () => unknown, text: string): void {
-  try {
-    f();
-  } catch (e) {
-    if (String(e).includes(text)) return;
-    throw new Error(`expected '${text}', got ${e}`);
-  }
-  throw new Error(`expected an error containing '${text}'`);
-}
+import { assertClose, expectThrow, gpuTest } from "./helpers.ts";
 
 gpuTest("gradients accumulate over backward calls and reuse of a tensor", async () => {
   const x = keep(fromArray([1, 2, 3]).requireGrad());

@@ -5,6 +5,7 @@ import { arange, fromArray, full, ones, zeros } from "../src/ops/creation.ts";
 import {
   assertClose,
   assertShape,
+  expectThrow,
   gpuTest,
   gradcheck,
   randRef,
@@ -174,15 +175,6 @@ gpuTest("concat and stack on every axis, with gradients to each input", async ()
 
 gpuTest("shape errors are clear", () => {
   const x = zeros([2, 3]);
-  const expectThrow = (f: () => unknown, text: string) => {
-    try {
-      f();
-    } catch (e) {
-      if (String(e).includes(text)) return;
-      throw new Error(`expected '${text}', got ${e}`);
-    }
-    throw new Error(`expected an error containing '${text}'`);
-  };
   expectThrow(() => V.reshape(x, [4, 2]), "cannot view");
   expectThrow(() => V.permute(x, [0, 0]), "repeated");
   expectThrow(() => add(x, zeros([4])), "do not broadcast");
