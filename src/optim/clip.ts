@@ -5,7 +5,7 @@
  * first (`grad_arena.ts`), so a step takes three dispatches however many parameters there are;
  * the kernels are in `shaders/clip.ts`.
  */
-import { f32bits, grid1d, launch } from "../gpu/kernel.ts";
+import { f32bits, grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
 import { fromArray, zeros } from "../ops/creation.ts";
 import { mapInto } from "../ops/map.ts";
 import { reshape } from "../ops/views.ts";
@@ -19,7 +19,6 @@ import {
   rebuildSortedSpec,
 } from "../../shaders/clip.ts";
 import { type ArenaLayout, gatherGrads } from "./grad_arena.ts";
-import type { KernelSpec } from "../gpu/kernel.ts";
 
 /** Sums of squares of every chunk of a gathered arena into a new `[nChunks]` tensor. */
 function chunkSumsq(arena: Tensor, l: ArenaLayout): Tensor {
