@@ -1,10 +1,12 @@
 import { add, mul, sub } from "../src/ops/arith.ts";
-import { fromArray, ones } from "../src/ops/creation.ts";
+import { fromArray, ones, onesLike } from "../src/ops/creation.ts";
 import { mapInto } from "../src/ops/map.ts";
+import { GRAD_SUM_TERMS, gradSum } from "../src/ops/setup.ts";
+import { recorder } from "../src/gpu/recorder.ts";
 import { mean, sum } from "../src/ops/reduce.ts";
 import { exp, tanh } from "../src/ops/unary.ts";
 import { permute, slice } from "../src/ops/views.ts";
-import { detach, isGradEnabled, noGrad } from "../src/tensor/autograd.ts";
+import { detach, isGradEnabled, noGrad, setAutogradOps } from "../src/tensor/autograd.ts";
 import { keep, tidy } from "../src/tensor/scope.ts";
 import { memoryStats } from "../src/tensor/storage.ts";
 import { assertClose, expectThrow, gpuTest } from "./helpers.ts";
@@ -151,3 +153,43 @@ gpuTest("multi-output ops get one gradient per output (null where none arrived)"
   assertClose(await x.grad!.toArray(), [3, 3]);
   x.dispose();
 });
+
+gpuTest(
+  "many gradient terms are summed a few per dispatch, with the bits of adding them in order",
+  async () => {
+    const n = 20;
+    const cs = Array.from({ length: n }, (_, k) => [0.1 * k + 0.013, -0.7 + 0.37 * k, 1 / (k + 3)]);
+    const run = () => {
+      const x = keep(fromArray([1, 2, 3]).requireGrad());
+      const d0 = recorder().stats().dispatches;
+      tidy(() => {
+        const h = mul(x, 2); // an intermediate used n times, then a leaf used n more times
+        let y = mul(h, fromArray(cs[0]));
+        for (let k = 1; k < n; k++) y = add(y, mul(h, fromArray(cs[k])));
+        for (let k = 0; k < n; k++) y = add(y, mul(x, fromArray(cs[k])));
+        sum(y).backward();
+      });
+      return { x, dispatches: recorder().stats().dispatches - d0 };
+    };
+    const lazy = run();
+    setAutogradOps(add, onesLike); // one add per term, as before
+    const eager = run();
+    setAutogradOps(add, onesLike, gradSum, GRAD_SUM_TERMS);
+    // Expected: the terms added one by one in f32, in arrival order (last use first).
+    const want = [0, 1, 2].map((j) => {
+      let viaH = 0;
+      for (let k = n - 1; k >= 0; k--) viaH = Math.fround(viaH + cs[k][j]);
+      let g = Math.fround(viaH * 2);
+      for (let k = n - 1; k >= 0; k--) g = Math.fround(g + cs[k][j]);
+      return g;
+    });
+    const a = await lazy.x.grad!.toArray(), b = await eager.x.grad!.toArray();
+    assertClose(a, b, { atol: 0, rtol: 0, msg: "lazy vs one-by-one sums" });
+    assertClose(a, want, { atol: 1e-6, rtol: 1e-6, msg: "vs host" });
+    if (eager.dispatches - lazy.dispatches < 25) {
+      throw new Error(`lazy sums saved only ${eager.dispatches - lazy.dispatches} dispatches`);
+    }
+    lazy.x.dispose();
+    eager.x.dispose();
+  },
+);

@@ -174,12 +174,24 @@ export function detach(t: Tensor): Tensor {
 }
 
 let addFn: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+let sumNFn: ((ts: Tensor[]) => Tensor) | null = null;
+let maxTerms = 2;
 let onesLikeFn: ((t: Tensor) => Tensor) | null = null;
 
-/** Wires in the ops that backward needs (internal; done by the ops modules). */
-export function setAutogradOps(add: (a: Tensor, b: Tensor) => Tensor, onesLike: (t: Tensor) => Tensor): void {
+/**
+ * Wires in the ops that backward needs (internal; done by the ops modules): `add`, `sumN` (the
+ * sum of up to `maxN` same-shaped tensors in one dispatch, left to right) and `onesLike`.
+ */
+export function setAutogradOps(
+  add: (a: Tensor, b: Tensor) => Tensor,
+  onesLike: (t: Tensor) => Tensor,
+  sumN?: (ts: Tensor[]) => Tensor,
+  maxN = 2,
+): void {
   addFn = add;
   onesLikeFn = onesLike;
+  sumNFn = sumN ?? null;
+  maxTerms = sumN ? Math.max(2, maxN) : 2;
 }
 
 function accumulate(prev: Tensor | undefined, g: Tensor): Tensor {
@@ -187,6 +199,30 @@ function accumulate(prev: Tensor | undefined, g: Tensor): Tensor {
   const sum = addFn!(prev, g);
   prev.dispose();
   g.dispose();
+  return sum;
+}
+
+/** Gradients this large are summed as they arrive instead of waiting for more terms. */
+const DEFER_MAX_ELEMENTS = 1 << 20;
+
+/**
+ * Gradient terms of one tensor, summed lazily: a weight used at every tick of a recurrence gets a
+ * term per tick, and summing up to `maxTerms` of them in one dispatch instead of one `add` each
+ * saves most of those dispatches. Terms are summed left to right, so the result has the bits of
+ * adding them one by one in arrival order.
+ */
+function pushTerm(terms: Tensor[], g: Tensor): void {
+  terms.push(g);
+  if (terms.length >= maxTerms || (terms.length > 1 && g.size >= DEFER_MAX_ELEMENTS)) {
+    terms.splice(0, terms.length, sumTerms(terms));
+  }
+}
+
+/** The sum of `terms` (consumed) as one tensor. */
+function sumTerms(terms: Tensor[]): Tensor {
+  if (terms.length === 1) return terms[0];
+  const sum = terms.length === 2 || !sumNFn ? terms.reduce((a, b) => accumulate(a, b)) : sumNFn(terms);
+  if (terms.length > 2 && sumNFn) { for (const t of terms) t.dispose(); }
   return sum;
 }
 
@@ -231,42 +267,58 @@ function runBackward(root: Tensor, grad?: Tensor): void {
       for (const p of n.parents) if (p && "node" in p) stack.push(p.node);
     }
     nodes.sort((a, b) => b.id - a.id);
-    const grads = new Map<Node, (Tensor | undefined)[]>();
+    // Gradient terms per node output and per leaf, summed lazily (see pushTerm).
+    const grads = new Map<Node, Tensor[][]>();
+    const leafTerms = new Map<Tensor, Tensor[]>();
     const slot = (n: Node) => {
       let s = grads.get(n);
-      if (!s) grads.set(n, s = new Array(n.nOutputs).fill(undefined));
+      if (!s) grads.set(n, s = Array.from({ length: n.nOutputs }, () => []));
       return s;
     };
-    slot(root.node)[root.outputIndex] = seed;
-    for (const n of nodes) {
-      const gs = grads.get(n);
-      if (!gs || gs.every((g) => !g)) continue;
-      grads.delete(n);
-      const ins = n.multiFn(gs.map((g) => g ?? null));
-      for (const g of gs) g?.dispose();
-      n.freeSaved();
-      n.parents.forEach((p, i) => {
-        const gi = ins[i];
-        if (!gi) return;
-        if (!p) {
-          gi.dispose();
-          return;
-        }
-        if ("node" in p) {
-          const s = slot(p.node);
-          s[p.index] = accumulate(s[p.index], gi);
-        } else {
-          const leaf = p.leaf;
-          if (leaf.disposed) {
+    try {
+      slot(root.node)[root.outputIndex].push(seed);
+      for (const n of nodes) {
+        const terms = grads.get(n);
+        if (!terms || terms.every((t) => t.length === 0)) continue;
+        grads.delete(n);
+        const gs = terms.map((t) => (t.length ? sumTerms(t) : null));
+        const ins = n.multiFn(gs);
+        for (const g of gs) g?.dispose();
+        n.freeSaved();
+        n.parents.forEach((p, i) => {
+          const gi = ins[i];
+          if (!gi) return;
+          if (!p) {
             gi.dispose();
             return;
           }
-          checkShape(n.name, gi, leaf);
-          leaf.grad = keep(accumulate(leaf.grad ?? undefined, gi));
-        }
-      });
+          if ("node" in p) {
+            pushTerm(slot(p.node)[p.index], gi);
+          } else {
+            const leaf = p.leaf;
+            if (leaf.disposed) {
+              gi.dispose();
+              return;
+            }
+            checkShape(n.name, gi, leaf);
+            let t = leafTerms.get(leaf);
+            if (!t) {
+              // The terms own the current gradient until the sum replaces it below.
+              leafTerms.set(leaf, t = leaf.grad ? [leaf.grad] : []);
+              leaf.grad = null;
+            }
+            pushTerm(t, gi);
+          }
+        });
+      }
+      for (const [leaf, t] of leafTerms) {
+        leafTerms.delete(leaf);
+        leaf.grad = keep(sumTerms(t));
+      }
+    } finally {
+      for (const ts of grads.values()) for (const t of ts) for (const g of t) g.dispose();
+      for (const t of leafTerms.values()) for (const g of t) g.dispose();
     }
-    for (const gs of grads.values()) for (const g of gs) g?.dispose();
   } finally {
     gradEnabled = prev;
   }
