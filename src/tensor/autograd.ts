@@ -221,8 +221,9 @@ function pushTerm(terms: Tensor[], g: Tensor): void {
 /** The sum of `terms` (consumed) as one tensor. */
 function sumTerms(terms: Tensor[]): Tensor {
   if (terms.length === 1) return terms[0];
-  const sum = terms.length === 2 || !sumNFn ? terms.reduce((a, b) => accumulate(a, b)) : sumNFn(terms);
-  if (terms.length > 2 && sumNFn) { for (const t of terms) t.dispose(); }
+  if (terms.length === 2 || !sumNFn) return terms.reduce((a, b) => accumulate(a, b));
+  const sum = sumNFn(terms);
+  for (const t of terms) t.dispose();
   return sum;
 }
 
