@@ -3,7 +3,6 @@ import { setAutogradOps } from "../tensor/autograd.ts";
 import { add } from "./arith.ts";
 import { onesLike } from "./creation.ts";
 import { mapN } from "./map.ts";
-
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** Terms per gradient sum: 7 inputs and the output stay within WebGPU's default of 8 storage buffers. */
