@@ -52,7 +52,9 @@ export function backward(c: CtmDims, key: string, gIn: Tensor, s: FwdState): Ten
   const DZ = zeros([D * Bp]);
   const CAO = Tensor.empty([B, So]), CBO = Tensor.empty([B, So]);
   const CAA = Tensor.empty([B, Sa]), CBA = Tensor.empty([B, Sa]);
-  const DRO = zeros([B, So]), DRA = zeros([B, Sa]);
+  // The sync backward writes DRO at j = T and DRA at j = T − 1 before adding to them, so only
+  // DRA with T = 1 (never written) needs zeros.
+  const DRO = Tensor.empty([B, So]), DRA = T > 1 ? Tensor.empty([B, Sa]) : zeros([B, Sa]);
   const Y = {
     Dpre: acquire(D, Bq, T),
     C: acquire(D, Bq * Math.max(M - 1, 1), 1),
