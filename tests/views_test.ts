@@ -114,6 +114,19 @@ gpuTest("slice with steps and negative indices, split", async () => {
   await gradcheck((t) => V.slice(t, 1, 1, 6, 2), (r: Ref) => refSlice(r, 1, 1, 6, 2), [x]);
   await gradcheck((t) => V.slice(t, -1, -2), (r: Ref) => refSlice(r, 2, 1, 3, 1), [x]);
   await gradcheck((t) => V.slice(t, 0, 0, 1), (r: Ref) => refSlice(r, 0, 0, 1, 1), [x]);
+  await gradcheck((t) => V.slice(t, 0, 1, 5, 3), (r: Ref) => refSlice(r, 0, 1, 5, 3), [x]);
+  // the gradient reaching the slice is a strided view (the permute's backward)
+  await gradcheck((t) => V.permute(V.slice(t, 1, 1, 6, 2), [2, 0, 1]), (r: Ref) => {
+    const s = refSlice(r, 1, 1, 6, 2);
+    const [a, b, c] = s.shape;
+    const data = new Float64Array(a * b * c);
+    for (let i = 0; i < a; i++) {
+      for (let j = 0; j < b; j++) {
+        for (let k = 0; k < c; k++) data[(k * a + i) * b + j] = s.data[(i * b + j) * c + k];
+      }
+    }
+    return { shape: [c, a, b], data };
+  }, [x]);
   // slice of a slice, then a kernel reading the strided view
   await gradcheck((t) => add(V.slice(V.slice(t, 1, 2), 0, 1, 4), 1), (r: Ref) => {
     const s = refSlice(refSlice(r, 1, 2, 7, 1), 0, 1, 4, 1);

@@ -7,7 +7,9 @@ import { contiguousStrides, hooks, numel, type Shape, Tensor } from "../tensor/t
 import { normAxis, sameShape } from "./broadcast.ts";
 import { mapInto, mapN } from "./map.ts";
 import { sumToShape } from "./reduce.ts";
-import { zeros } from "./creation.ts";
+import { INDEX_WG } from "../../shaders/gather.ts";
+import { sliceGradSpec } from "../../shaders/slice.ts";
+import { grid1d, type KernelSpec, launch } from "../gpu/kernel.ts";
 
 /** A row-major copy of `t`, or a new handle on `t` when it already is one. */
 export function contiguous(t: Tensor): Tensor {
@@ -114,15 +116,34 @@ export function slice(t: Tensor, axis: number, start: number, end?: number, step
   const strides = [...t.strides];
   strides[ax] *= step;
   const inShape = t.shape;
-  return view(t, shape, strides, t.offset + s * t.strides[ax], "slice", (g) => {
-    const z = zeros(inShape);
-    const zs = [...z.strides];
-    zs[ax] *= step;
-    const dst = z.alias(g.shape, zs, s * z.strides[ax], true);
-    mapInto(dst, "x0", [g]);
-    dst.dispose();
-    return z;
-  });
+  return view(
+    t,
+    shape,
+    strides,
+    t.offset + s * t.strides[ax],
+    "slice",
+    (g) => sliceGrad(g, inShape, ax, s, step),
+  );
+}
+
+let sliceGradKernel: KernelSpec | null = null;
+
+/** The input-shaped gradient of a slice along `ax` (start `s`, `step`): one kernel. */
+function sliceGrad(g: Tensor, inShape: Shape, ax: number, s: number, step: number): Tensor {
+  const out = Tensor.empty(inShape);
+  const n = out.size;
+  if (n === 0) return out;
+  const gc = contiguous(g);
+  let inner = 1;
+  for (let i = ax + 1; i < inShape.length; i++) inner *= inShape[i];
+  launch(
+    sliceGradKernel ??= sliceGradSpec(),
+    [gc.buffer, out.buffer],
+    [n, inner, inShape[ax], s, step, g.shape[ax], gc.offset],
+    grid1d(Math.ceil(n / INDEX_WG)),
+  );
+  gc.dispose();
+  return out;
 }
 
 /** Splits `t` along `axis` into pieces of the given sizes (views). */
