@@ -60,6 +60,7 @@ gpuTest("pow with tensor and scalar exponents, negative bases", async () => {
 const unaries: [string, (t: never) => unknown, (x: number) => number, number, number][] = [
   ["neg", U.neg, (x) => -x, -2, 2],
   ["exp", U.exp, Math.exp, -2, 2],
+  ["expNeg", U.expNeg, (x) => Math.exp(-x), -2, 2],
   ["log", U.log, Math.log, 0.2, 3],
   ["sqrt", U.sqrt, Math.sqrt, 0.2, 3],
   ["rsqrt", U.rsqrt, (x) => 1 / Math.sqrt(x), 0.2, 3],

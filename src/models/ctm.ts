@@ -9,7 +9,7 @@ import { concat, contiguous, expand, permute, reshape, slice, stack, unsqueeze }
 import { linear, matmul } from "../ops/matmul.ts";
 import { type CtmDims, fusedCertainty, fusedCtmRecurrence, fusedCtmSupported } from "../ops/fused_ctm.ts";
 import { mul } from "../ops/arith.ts";
-import { exp, neg } from "../ops/unary.ts";
+import { expNeg } from "../ops/unary.ts";
 import { fromArray } from "../ops/creation.ts";
 import { Sequential } from "../nn/containers.ts";
 import { Dropout, GLU, LayerNorm, Squeeze } from "../nn/layers.ts";
@@ -173,10 +173,7 @@ export class Ctm extends Module {
   #decay(name: string): Tensor {
     const p = this.getParameter(name);
     noGrad(() => mapInto(p, "clamp(x0, 0.0, 15.0)", [p]));
-    const n = neg(p);
-    const r = exp(n);
-    n.dispose();
-    return r;
+    return expNeg(p);
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * Unary elementwise ops and activations with autograd: neg, exp, log, sqrt, abs, square, sin,
+ * Unary elementwise ops and activations with autograd: neg, exp, expNeg, log, sqrt, abs, square, sin,
  * cos, clamp, relu, silu, sigmoid, tanh, and GLU on any dim (one fused kernel each way).
  */
 import { record } from "../tensor/autograd.ts";
@@ -32,6 +32,10 @@ export function neg(t: Tensor): Tensor {
 /** `e^x`. */
 export function exp(t: Tensor): Tensor {
   return unary("exp", t, "exp(x0)", "x0 * x1", "out");
+}
+/** `e^(−x)` in one kernel each way (the CTM's decay rates). */
+export function expNeg(t: Tensor): Tensor {
+  return unary("expNeg", t, "exp(-x0)", "-x0 * x1", "out");
 }
 /** Natural logarithm. */
 export function log(t: Tensor): Tensor {
