@@ -238,29 +238,37 @@ export const zAt = (n: string, l: string): string => `comp(${tl("Z", n, "b >> 2u
 export const rowMask = (c: CtmDims, rq: string): string =>
   `(vec4u(4u * (${rq})) + vec4u(0u, 1u, 2u, 3u) < vec4u(${c.B}u))`;
 
-/** β histories: `BA[t·Sa + p]` for t < T (β₀ = 1) and `BO[j·So + p]` for j ≤ T. Threads: Sa + So. */
+/**
+ * Decay rates and β histories straight into the texel rows the synchronisation kernels read, four
+ * pairs per texel (pairs past Sa or So get r = 0): `DecA` row 0 = r, row t + 1 = β_t for t < T;
+ * `DecO` row 0 = r, row j + 1 = β_j for j ≤ T (β₀ = 1, β_j = r·β_{j−1} + 1). Threads: SaQ + SoQ.
+ */
 export function betasSpec(c: CtmDims): FusedSpec {
+  const { SaQ, SoQ } = derived(c);
+  const part = (R: string, off: string, S: number, Dec: string, rows: number) => `
+    var r = vec4f(0.0);
+    ${
+    range(4).map((k) => `if (4u * q + ${k}u < ${S}u) { r.${XYZW[k]} = ${R}[${off} + 4u * q + ${k}u]; }`).join(
+      " ",
+    )
+  }
+    textureStore(${Dec}, vec2u(q, 0u), 0u, r);
+    var beta = vec4f(1.0);
+    for (var t = 0u; t < ${rows}u; t++) {
+      if (t > 0u) { beta = r * beta + vec4f(1.0); }
+      textureStore(${Dec}, vec2u(q, t + 1u), 0u, beta);
+    }`;
   return spec(
     "ctm betas",
     ["raOff", "roOff"],
-    [ro("RA"), ro("RO"), rw("BA"), rw("BO")],
-    [],
+    [ro("RA"), ro("RO")],
+    [{ name: "DecA", kind: "w" }, { name: "DecO", kind: "w" }],
     `
-  if (tid >= ${c.Sa + c.So}u) { return; }
-  var beta = 1.0;
-  if (tid < ${c.Sa}u) {
-    let r = RA[P.raOff + tid];
-    for (var t = 0u; t < ${c.T}u; t++) {
-      if (t > 0u) { beta = r * beta + 1.0; }
-      BA[t * ${c.Sa}u + tid] = beta;
-    }
+  if (tid >= ${SaQ + SoQ}u) { return; }
+  if (tid < ${SaQ}u) {
+    let q = tid;${part("RA", "P.raOff", c.Sa, "DecA", c.T)}
   } else {
-    let p = tid - ${c.Sa}u;
-    let r = RO[P.roOff + p];
-    for (var j = 0u; j <= ${c.T}u; j++) {
-      if (j > 0u) { beta = r * beta + 1.0; }
-      BO[j * ${c.So}u + p] = beta;
-    }
+    let q = tid - ${SaQ}u;${part("RO", "P.roOff", c.So, "DecO", c.T + 1)}
   }`,
   );
 }

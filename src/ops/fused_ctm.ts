@@ -235,7 +235,7 @@ export function fusedCtmRecurrence(
   };
   // Buffers kept for backward.
   const kb = (shape: number[]) => keep(Tensor.empty(shape));
-  const AlA = kb([T, B, Sa]), BA = kb([T, Sa]), AlO = kb([T + 1, B, So]), BO = kb([T + 1, So]);
+  const AlA = kb([T, B, Sa]), AlO = kb([T + 1, B, So]);
   const sOut = Tensor.empty([T, B, So]);
   const tr = track
     ? {
@@ -248,16 +248,12 @@ export function fusedCtmRecurrence(
 
   packInputs(packed, X, c);
   const rA = inp.rAct, rO = inp.rOut, t1 = inp.t1, t2 = inp.t2 ?? inp.t1;
-  run(cached(`betas${key}`, () => betasSpec(c)), [rA.buffer, rO.buffer, BA.buffer, BO.buffer], [], [
-    rA.offset,
-    rO.offset,
-  ], Sa + So);
   // Decay rates (row 0) and β_j (rows 1…) as texels: the synchronisation kernels read them per
   // pair, and storage-buffer loads are per-lane loops on lavapipe.
-  packRows(rA, X.DecA, { R: 1, C: Sa, rs: 0, cs: 1 });
-  packRows(BA, X.DecA, { R: T, C: Sa, rs: Sa, cs: 1, rowOff: 1 });
-  packRows(rO, X.DecO, { R: 1, C: So, rs: 0, cs: 1 });
-  packRows(BO, X.DecO, { R: T + 1, C: So, rs: So, cs: 1, rowOff: 1 });
+  run(cached(`betas${key}`, () => betasSpec(c)), [rA.buffer, rO.buffer], [X.DecA, X.DecO], [
+    rA.offset,
+    rO.offset,
+  ], SaQ + SoQ);
 
   const attend = cached(`attend${key}`, () => attendSpec(c));
   const synFwd = cached(`synf${key}`, () => synFwdSpec(c, ...SYN_FWD));
@@ -284,7 +280,7 @@ export function fusedCtmRecurrence(
     [],
     B * So,
   );
-  for (const t of [...ct, BA, BO]) t.dispose();
+  for (const t of ct) t.dispose();
 
   let released = false;
   const releaseAll = () => {
