@@ -2,11 +2,12 @@
  * One CTM training step on the parity bench configuration (forward, parity loss, backward, AdamW,
  * zeroGrad), timed end to end.
  *
- * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 1]
- * [--profile] [--cost] [--unfused]` prints ms per step (wall clock over `steps` back-to-back
- * steps, synced once at the end), process CPU time per step (steadier than wall time when other
- * processes share the 2 cores), dispatches per step, host readbacks inside the timed steps (must
- * be 0) and bind groups created per step (0 once the pools have settled).
+ * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 3]
+ * [--profile] [--cost] [--unfused]` prints, per repeat, ms per step (wall clock over `steps`
+ * back-to-back steps, synced once at the end), process CPU time per step (steadier than wall time
+ * when other processes share the 2 cores), dispatches per step, host readbacks inside the timed
+ * steps (must be 0) and bind groups created per step (0 once the pools have settled); then the
+ * median and the best of the repeats.
  *
  * - `--profile`: dispatch count and GPU timestamp time per kernel for one step (each dispatch in
  *   its own timed pass). On lavapipe the timestamps of the fused texture kernels come out far
@@ -39,7 +40,12 @@ const args = runCli({
     batch: { type: "int", default: 64, min: 1, description: "Batch size." },
     length: { type: "int", default: 16, min: 1, description: "Parity sequence length." },
     warmup: { type: "int", default: 2, min: 0, description: "Untimed steps first (compiles the kernels)." },
-    repeat: { type: "int", default: 1, min: 1, description: "Timed repeats, one line each." },
+    repeat: {
+      type: "int",
+      default: 3,
+      min: 1,
+      description: "Timed repeats, one line each, then their median and best.",
+    },
     profile: {
       type: "boolean",
       default: false,
@@ -59,6 +65,7 @@ for (let i = 0; i < args.warmup; i++) step();
 await rec.sync();
 
 const steps = args.steps;
+const walls: number[] = [];
 for (let r = 0; r < args.repeat; r++) {
   const s0 = rec.stats();
   const t0 = performance.now(), c0 = processCpuMs();
@@ -67,6 +74,7 @@ for (let r = 0; r < args.repeat; r++) {
   await rec.sync();
   const ms = (performance.now() - t0) / steps;
   const cpu = (processCpuMs() - c0) / steps;
+  walls.push(ms);
   console.log(
     `T=${T} B=${B}: ${ms.toFixed(1)} ms/step wall, ${cpu.toFixed(0)} ms CPU/step (÷2 cores: ${
       (cpu / 2).toFixed(1)
@@ -75,6 +83,13 @@ for (let r = 0; r < args.repeat; r++) {
         ((s1.submits - s0.submits) / steps).toFixed(1)
       } submits/step, ${((s1.bindGroups - s0.bindGroups) / steps).toFixed(0)} new bind groups/step`,
   );
+}
+
+if (walls.length > 1) {
+  const w = walls.slice().sort((a, b) => a - b);
+  const mid = w.length >> 1;
+  const median = w.length % 2 ? w[mid] : (w[mid - 1] + w[mid]) / 2;
+  console.log(`median ${median.toFixed(1)} ms/step, best ${w[0].toFixed(1)} over ${w.length} repeats`);
 }
 
 if (args.profile) {
