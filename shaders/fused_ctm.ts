@@ -245,19 +245,20 @@ export const rowMask = (c: CtmDims, rq: string): string =>
  */
 export function betasSpec(c: CtmDims): FusedSpec {
   const { SaQ, SoQ } = derived(c);
-  const part = (R: string, off: string, S: number, Dec: string, rows: number) => `
+  const part = (R: string, off: string, S: number, Dec: string, rows: number) => {
+    const loads = range(4).map((k) =>
+      `if (4u * q + ${k}u < ${S}u) { r.${XYZW[k]} = ${R}[${off} + 4u * q + ${k}u]; }`
+    );
+    return `
     var r = vec4f(0.0);
-    ${
-    range(4).map((k) => `if (4u * q + ${k}u < ${S}u) { r.${XYZW[k]} = ${R}[${off} + 4u * q + ${k}u]; }`).join(
-      " ",
-    )
-  }
+    ${loads.join(" ")}
     textureStore(${Dec}, vec2u(q, 0u), 0u, r);
     var beta = vec4f(1.0);
     for (var t = 0u; t < ${rows}u; t++) {
       if (t > 0u) { beta = r * beta + vec4f(1.0); }
       textureStore(${Dec}, vec2u(q, t + 1u), 0u, beta);
     }`;
+  };
   return spec(
     "ctm betas",
     ["raOff", "roOff"],
