@@ -27,6 +27,13 @@ export {
 export { Recorder, recorder, type RecorderStats } from "./src/gpu/recorder.ts";
 export { ReadQueue } from "./src/gpu/readback.ts";
 export { BufferPool, type PoolStats } from "./src/gpu/buffer_pool.ts";
+export {
+  holdIdlePoll,
+  IDLE_POLL_MODES,
+  idlePollFor,
+  type IdlePollHold,
+  type IdlePollMode,
+} from "./src/gpu/idle_poll.ts";
 export { type DType, type HostArray, numel, type Shape, Tensor } from "./src/tensor/tensor.ts";
 export { memoryStats, Storage, trimMemory } from "./src/tensor/storage.ts";
 export { type Disposable, keep, tidy } from "./src/tensor/scope.ts";

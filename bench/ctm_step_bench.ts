@@ -3,7 +3,7 @@
  * zeroGrad), timed end to end.
  *
  * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 3]
- * [--profile] [--cost] [--unfused]` prints, per repeat, ms per step (wall clock over `steps`
+ * [--profile] [--cost] [--unfused] [--poll-idle-cpus auto]` prints, per repeat, ms per step (wall clock over `steps`
  * back-to-back steps, synced once at the end), process CPU time per step (steadier than wall time
  * when other processes share the 2 cores), dispatches per step, host readbacks inside the timed
  * steps (must be 0) and bind groups created per step (0 once the pools have settled); then the
@@ -15,9 +15,13 @@
  * - `--cost`: CPU ms per step of each fused kernel, measured by recording it `k` extra times
  *   (step CPU time with and without the repeats, divided by `k`); slow, noisy to ±10 ms.
  * - `--unfused`: the op-by-op path (`ctm.fused = false`) for comparison.
+ * - `--poll-idle-cpus auto|on|off` (default auto: on for a CPU adapter): hold the Linux PM QoS
+ *   request that keeps idle cores polling (`src/gpu/idle_poll.ts`), as the trainers do; the
+ *   first line says whether it is held.
  */
 import "../src/ops/setup.ts";
 import { initGpu } from "../src/gpu/device.ts";
+import { IDLE_POLL_MODES, idlePollFor, type IdlePollMode } from "../src/gpu/idle_poll.ts";
 import { startKernelProfile, stopKernelProfile } from "../src/gpu/kernel.ts";
 import { recorder } from "../src/gpu/recorder.ts";
 import { _fusedInternals, startFusedProfile, stopFusedProfile } from "../src/ops/fused_ctm.ts";
@@ -53,10 +57,20 @@ const args = runCli({
     },
     cost: { type: "boolean", default: false, description: "Also print each fused kernel's CPU ms per step." },
     unfused: { type: "boolean", default: false, description: "Time the op-by-op path (ctm.fused = false)." },
+    pollIdleCpus: {
+      type: "string",
+      default: "auto",
+      choices: IDLE_POLL_MODES,
+      description: "Keep idle CPU cores polling (src/gpu/idle_poll.ts; auto: on a CPU adapter only), " +
+        "as the trainers' --poll_idle_cpus does.",
+    },
   },
 });
 
-await initGpu();
+const { isFallback } = await initGpu();
+const idlePoll = idlePollFor(args.pollIdleCpus as IdlePollMode, isFallback);
+const pollWhy = idlePoll.active || args.pollIdleCpus === "off" ? "" : ` (${idlePoll.reason})`;
+console.log(`idle CPU polling: ${idlePoll.active ? "on" : "off"}${pollWhy}`);
 const T = args.iterations, B = args.batch, L = args.length;
 const { ctm, step } = parityBench(T, B, L, !args.unfused);
 
@@ -143,3 +157,4 @@ if (args.cost) {
   }
 }
 ctm.dispose();
+idlePoll.release();

@@ -10,6 +10,8 @@
  * are recorded. Resuming from `checkpoint_{k}` runs steps k, k+1, …; with data drawn from
  * `(seed, step)` the run then continues exactly as if it had never stopped.
  */
+import { gpu } from "../gpu/device.ts";
+import { idlePollFor, type IdlePollMode } from "../gpu/idle_poll.ts";
 import { recorder } from "../gpu/recorder.ts";
 import { clipGradNorm } from "../optim/clip.ts";
 import { tidy } from "../tensor/scope.ts";
@@ -138,6 +140,11 @@ export interface TrainOptions {
   stopOnNonFinite?: boolean;
   /** Metric reads allowed in flight (default 4). */
   maxInFlight?: number;
+  /**
+   * Keep idle CPU cores polling during the run (`src/gpu/idle_poll.ts`; default `"off"`, `"auto"`:
+   * on a CPU adapter only). Cuts the thread wake-ups between a CPU adapter's dispatches.
+   */
+  pollIdleCpus?: IdlePollMode;
 }
 
 /** What {@link train} returns. */
@@ -307,6 +314,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let done = start;
   let windowStart = start;
   let savedAt = -1;
+  const pollMode = o.pollIdleCpus ?? "off";
+  const idlePoll = idlePollFor(pollMode, pollMode === "auto" && gpu().isFallback);
+  if (idlePoll.active) {
+    log("idle CPU cores poll while training (/dev/cpu_dma_latency; --poll_idle_cpus off to stop)");
+  } else if (pollMode === "on") log(`note: idle CPU cores cannot be kept polling: ${idlePoll.reason}`);
   try {
     if (start === 0 && (o.evalAtStart ?? true) && !histories.eval.iters.includes(0)) await runEval(0);
     let lastYield = performance.now();
@@ -358,6 +370,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (sigint) Deno.removeSignalListener("SIGINT", sigint);
     o.signal?.removeEventListener("abort", stop);
     metrics.dispose();
+    idlePoll.release();
     bar?.done();
   }
   return { step: done, startStep: start, histories, interrupted, checkpoint, resumedFrom };

@@ -70,6 +70,7 @@ export const DRIVING_FLAGS: ReadonlySet<string> = new Set([
   "plot",
   "num_workers_train",
   "prefetch",
+  "poll_idle_cpus",
 ]);
 
 /** A resume callback that logs which settings differ from the checkpoint's. */

@@ -3,6 +3,7 @@
  * reference name, meaning and help text in every task, with the task's own default. Flags whose
  * meaning differs between tasks (gradient clipping, test batches, …) stay in the task's table.
  */
+import { IDLE_POLL_MODES } from "../gpu/idle_poll.ts";
 import { NEURON_SELECT_TYPES, type NeuronSelectType } from "../models/synchronisation.ts";
 
 const int = (def: number, description: string, min = 1) =>
@@ -86,4 +87,13 @@ export const sharedFlags = {
   keep_last: (def: number) => int(def, "Keep only the newest this many checkpoints (0: keep all).", 0),
   /** `--progress`. */
   progress: (def: boolean) => bool(def, "Show a progress bar."),
+  /** `--poll_idle_cpus`. */
+  poll_idle_cpus: () =>
+    ({
+      type: "string",
+      default: "auto",
+      choices: IDLE_POLL_MODES,
+      description: "Keep idle CPU cores polling while training (Linux /dev/cpu_dma_latency, needs root; " +
+        "auto: on a CPU adapter only): fewer thread wake-ups between dispatches, more power.",
+    }) as const,
 };

@@ -160,6 +160,7 @@ export function imageFlags(dataset: ImageDatasetName) {
       description: "Write accuracies.png and losses.png at evaluations.",
     },
     progress: sharedFlags.progress(true),
+    poll_idle_cpus: sharedFlags.poll_idle_cpus(),
   } as const satisfies FlagSpecs;
 }
 

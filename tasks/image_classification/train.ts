@@ -9,6 +9,7 @@
  */
 import "../../src/ops/setup.ts";
 import { gpu, initGpu } from "../../src/gpu/device.ts";
+import type { IdlePollMode } from "../../src/gpu/idle_poll.ts";
 import { fromArray } from "../../src/ops/creation.ts";
 import { crossEntropy } from "../../src/ops/loss.ts";
 import { reshape } from "../../src/ops/views.ts";
@@ -231,6 +232,7 @@ export async function runImages(
       strictReload: c.strict_reload,
       config: c,
       progress: c.progress ? { label: `${c.dataset} ${c.model}` } : false,
+      pollIdleCpus: c.poll_idle_cpus as IdlePollMode,
       log,
       signal: opts.signal,
       handleSigint: opts.handleSigint ?? true,

@@ -141,4 +141,5 @@ export const PARITY_FLAGS = {
   log_every: sharedFlags.log_every(25),
   keep_last: sharedFlags.keep_last(0),
   progress: sharedFlags.progress(true),
+  poll_idle_cpus: sharedFlags.poll_idle_cpus(),
 } as const;

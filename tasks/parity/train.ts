@@ -15,6 +15,7 @@
  */
 import "../../src/ops/setup.ts";
 import { gpu, initGpu } from "../../src/gpu/device.ts";
+import type { IdlePollMode } from "../../src/gpu/idle_poll.ts";
 import { Ctm } from "../../src/models/ctm.ts";
 import { LstmBaseline } from "../../src/models/lstm.ts";
 import { seedInit } from "../../src/nn/init.ts";
@@ -273,6 +274,7 @@ export async function runParity(
       resume,
       config: c,
       progress: c.progress ? { label: `parity ${c.model_type}` } : false,
+      pollIdleCpus: c.poll_idle_cpus as IdlePollMode,
       log,
       signal: stopper?.signal ?? opts.signal,
       handleSigint: opts.handleSigint ?? true,
