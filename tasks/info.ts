@@ -3,6 +3,7 @@
  * Run it first when something GPU-related fails.
  */
 import { initGpu, NoAdapterError } from "../src/gpu/device.ts";
+import { idlePollFor } from "../src/gpu/idle_poll.ts";
 import { defineCli, runCli } from "../src/util/cli.ts";
 
 const cli = defineCli({
@@ -40,6 +41,10 @@ for (const k in ctx.limits) {
 }
 // Without Vulkan, Deno falls back to OpenGL (llvmpipe through EGL), which lacks shader-f16.
 const likelyGl = ctx.isFallback && !ctx.adapter.features.has("shader-f16");
+// What the trainers' --poll_idle_cpus auto would do here: try the request, then drop it.
+const poll = idlePollFor("auto", ctx.isFallback);
+const idlePoll = { available: poll.active, reason: poll.reason };
+poll.release();
 
 if (opts.json) {
   console.log(JSON.stringify(
@@ -51,6 +56,7 @@ if (opts.json) {
       description: info.description,
       isFallback: ctx.isFallback,
       hasF16: ctx.hasF16,
+      idlePoll,
       deno: Deno.version,
       features,
       limits,
@@ -68,6 +74,11 @@ if (opts.json) {
     `  software adapter: ${ctx.isFallback ? "yes (CPU; kernels use register-blocked variants)" : "no (GPU)"}`,
   );
   console.log(`  shader-f16: ${ctx.hasF16 ? "yes" : "no"}`);
+  console.log(
+    `  idle-CPU polling while training (--poll_idle_cpus auto): ${
+      idlePoll.available ? "yes" : `no (${idlePoll.reason})`
+    }`,
+  );
   if (likelyGl) {
     console.log(
       "  backend: probably the OpenGL fallback (no Vulkan driver found). For Vulkan on the CPU\n" +
