@@ -3,11 +3,11 @@
  * zeroGrad), timed end to end.
  *
  * `deno run -A bench/ctm_step_bench.ts [--iterations 32] [--steps 5] [--batch 64] [--repeat 3]
- * [--profile] [--cost] [--unfused] [--poll-idle-cpus auto]` prints, per repeat, ms per step (wall clock over `steps`
- * back-to-back steps, synced once at the end), process CPU time per step (steadier than wall time
- * when other processes share the 2 cores), dispatches per step, host readbacks inside the timed
- * steps (must be 0) and bind groups created per step (0 once the pools have settled); then the
- * median and the best of the repeats.
+ * [--profile] [--cost] [--unfused] [--poll-idle-cpus auto]` prints, per repeat, ms per step (wall
+ * clock over `steps` back-to-back steps, synced once at the end), process CPU time per step
+ * (steadier than wall time when other processes share the 2 cores), dispatches per step, host
+ * readbacks inside the timed steps (must be 0) and bind groups created per step (0 once the pools
+ * have settled); then the median and the best of the repeats.
  *
  * - `--profile`: dispatch count and GPU timestamp time per kernel for one step (each dispatch in
  *   its own timed pass). On lavapipe the timestamps of the fused texture kernels come out far
