@@ -185,8 +185,8 @@ function expectedBaselineStateDict(cfg: LstmBaselineOptions, dBackbone: number):
   e.set("attention.in_proj_bias", [3 * d]);
   e.set("attention.out_proj.weight", [d, d]);
   e.set("attention.out_proj.bias", [d]);
-  e.set("output_projector.weight", [cfg.outDims, D]);
-  e.set("output_projector.bias", [cfg.outDims]);
+  e.set("output_projector.0.weight", [cfg.outDims, D]);
+  e.set("output_projector.0.bias", [cfg.outDims]);
   return e;
 }
 

@@ -244,7 +244,7 @@ export function lstmBaselineReference(
     h = nh;
     c = nc;
     post.set(h[NL - 1], t * B * D);
-    const pred = linear(h[NL - 1], B, D, get("output_projector.weight"), get("output_projector.bias"));
+    const pred = linear(h[NL - 1], B, D, get("output_projector.0.weight"), get("output_projector.0.bias"));
     for (let b = 0; b < B; b++) {
       for (let o = 0; o < outDims; o++) predictions[(b * outDims + o) * T + t] = pred[b * outDims + o];
       let ne = 0;

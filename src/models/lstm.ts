@@ -10,6 +10,7 @@ import { zeros } from "../ops/creation.ts";
 import { concat, expand, reshape, slice, stack, unsqueeze } from "../ops/views.ts";
 import { MultiheadAttention, type ProjectedKV } from "../nn/attention.ts";
 import { initRng, uniformTensor } from "../nn/init.ts";
+import { Sequential } from "../nn/containers.ts";
 import { Linear } from "../nn/linear.ts";
 import { LSTM, type LstmState } from "../nn/lstm.ts";
 import { Module } from "../nn/module.ts";
@@ -99,7 +100,7 @@ export class LstmBaseline extends Module {
   readonly #lstm: LSTM;
   readonly #qProj: Linear;
   readonly #attention: MultiheadAttention;
-  readonly #outputProjector: Linear;
+  readonly #outputProjector: Sequential;
 
   /** Builds every submodule (registration order follows the reference's state dict). */
   constructor(opts: LstmBaselineOptions) {
@@ -118,9 +119,10 @@ export class LstmBaseline extends Module {
       "attention",
       new MultiheadAttention(o.dInput, o.heads, { dropout: o.dropout, rng }),
     );
+    // A Sequential of one Linear in the reference too: its keys are `output_projector.0.*`.
     this.#outputProjector = this.registerModule(
       "output_projector",
-      new Linear(o.outDims, { inFeatures: D, rng }),
+      new Sequential(new Linear(o.outDims, { inFeatures: D, rng })),
     );
     const b = Math.sqrt(1 / D);
     this.registerParameter("start_hidden_state", uniformTensor([o.numLayers, D], -b, b, rng));

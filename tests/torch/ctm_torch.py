@@ -341,7 +341,7 @@ class LSTMBaseline(nn.Module):
         self.lstm = nn.LSTM(d_in, D, layers, batch_first=True)
         self.q_proj = nn.Linear(D, d_in)
         self.attention = nn.MultiheadAttention(d_in, c["heads"], batch_first=True)
-        self.output_projector = nn.Linear(D, c["out_dims"])
+        self.output_projector = nn.Sequential(nn.Linear(D, c["out_dims"]))
         self.start_hidden_state = nn.Parameter(torch.zeros(layers, D))
         self.start_cell_state = nn.Parameter(torch.zeros(layers, D))
 
