@@ -28,6 +28,7 @@ place), and saves
 import argparse
 import json
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -78,6 +79,19 @@ CASES = {
                      prediction_reshaper=[4, 2], dropout=0, neuron_select_type="random",
                      n_random_pairing_self=0),
         "input": ("parity", [8, 4]),
+        "loss": "parity",
+    },
+    # The reference's own golden parity test (tests/conftest.py, tests/test_data.py): seeded with 42,
+    # untrained, first-last, one sequence [0, 1, 0, 1].
+    "ctm_golden_parity": {
+        "golden": True,
+        "model": "ctm",
+        "args": dict(iterations=10, d_model=32, d_input=4, heads=2, n_synch_out=3, n_synch_action=3,
+                     synapse_depth=1, memory_length=5, deep_nlms=True, memory_hidden_dims=2,
+                     do_layernorm_nlm=False, backbone_type="parity_backbone",
+                     positional_embedding_type="custom-rotational-1d", out_dims=8,
+                     prediction_reshaper=[4, 2], dropout=0.0, neuron_select_type="first-last",
+                     n_random_pairing_self=0),
         "loss": "parity",
     },
     # LayerNorm over each neuron's history inside deep NLMs, the smallest U-Net (depth 2).
@@ -226,6 +240,63 @@ def expected_run(build, state, x, loss_fn):
             torch.set_default_dtype(torch.float32)
 
 
+def trained_and_moved(build, case, steps, loss_fn):
+    """The case's model after `steps` AdamW steps with the reference's loss, every parameter then moved
+    by a random amount (so that the ticks the loss picks differ between samples: trained this briefly,
+    every sample is most certain at the last tick); decay parameters partly outside [0, 15]."""
+    torch.manual_seed(0)
+    np.random.seed(0)  # the reference draws its neuron selections with numpy
+    gen = torch.Generator().manual_seed(case.get("seed", 1))
+    model = build()
+    kind, shape = case["input"]
+    x, y = make_batch(kind, shape, case["args"]["out_dims"], gen)
+    model.train()
+    with torch.no_grad():
+        model(x)  # creates the lazy layers
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.01)
+    for _ in range(steps):
+        xb, yb = make_batch(kind, shape, case["args"]["out_dims"], gen)
+        preds, certs = model(xb)[:2]
+        opt.zero_grad()
+        loss_fn(preds, certs, yb).backward()
+        opt.step()
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k.startswith("decay_params"):
+                p.copy_(torch.rand(p.shape, generator=gen) * 3)
+                p[0], p[-1] = -0.5, 16.0
+            else:
+                p.add_((torch.rand(p.shape, generator=gen) - 0.5) * 2 * case.get("perturb", 0.3))
+    return model, x, y
+
+
+def golden_model(build, reference):
+    """The model of the reference's own golden parity test (`tests/conftest.py`: every RNG seeded with
+    42, then built and run once on [[0, 1, 0, 1]] in eval mode). Where the checkout has
+    `tests/test_data.py`, its tracked outputs must match the golden values stored there."""
+    random.seed(42)
+    np.random.seed(42)
+    torch.manual_seed(42)
+    model = build()
+    model.eval()
+    x = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    with torch.no_grad():
+        p, c, (s_out, s_act), pre, post, att = model(x, track=True)
+    y = (torch.cumsum((x != 1).long(), dim=1) % 2).long()
+    path = os.path.join(reference, "tests", "test_data.py")
+    if not os.path.isfile(path):
+        return model, x, y, "not compared (the checkout has no tests/test_data.py)"
+    g = {}
+    exec(compile(open(path).read(), path, "exec"), g)  # the reference's own golden tensors
+    ours = {"PREDICTIONS": p, "CERTAINTIES": c, "SYNCH_OUT_TRACKING": s_out, "SYNCH_ACTION_TRACKING": s_act,
+            "PRE_ACTIVATIONS_TRACKING": pre, "POST_ACTIVATIONS_TRACKING": post, "ATTENTIONS_TRACKING": att}
+    worst = max(float(np.abs(np.asarray(v, np.float64) - np.asarray(g[f"GOLDEN_TEST_EXPECTED_{k}_PARITY"],
+                                                                     np.float64)).max()) for k, v in ours.items())
+    if worst > 1e-5:
+        sys.exit(f"the reference model differs from its own golden parity values by {worst:.2e}")
+    return model, x, y, f"reproduces the reference's tests/test_data.py golden parity values (max |diff| {worst:.1e})"
+
+
 def make_batch(kind, shape, out_dims, gen):
     if kind == "parity":
         x = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0)
@@ -264,38 +335,19 @@ def main():
             continue
         if a.seed is not None:
             case = {**case, "seed": a.seed}
-        torch.manual_seed(0)
-        np.random.seed(0)  # the reference draws its neuron selections with numpy
-        gen = torch.Generator().manual_seed(case.get("seed", 1))
-        model = (CTM if case["model"] == "ctm" else LSTM)(**case["args"])
-        kind, shape = case["input"]
-        x, y = make_batch(kind, shape, case["args"]["out_dims"], gen)
-        B, L = shape[0], shape[1]
-        model.train()
-        with torch.no_grad():
-            model(x)  # creates the lazy layers
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.01)
-        for _ in range(a.steps):
-            xb, yb = make_batch(kind, shape, case["args"]["out_dims"], gen)
-            preds, certs = model(xb)[:2]
-            opt.zero_grad()
-            loss_of(case["loss"], preds, certs, yb, B, L).backward()
-            opt.step()
-        # Spread the ticks the loss picks: trained this briefly, every sample is most certain at the
-        # last tick. Decay parameters go partly outside [0, 15] (the reference clamps them in place).
-        with torch.no_grad():
-            for k, p in model.named_parameters():
-                if k.startswith("decay_params"):
-                    p.copy_(torch.rand(p.shape, generator=gen) * 3)
-                    p[0], p[-1] = -0.5, 16.0
-                else:
-                    p.add_((torch.rand(p.shape, generator=gen) - 0.5) * 2 * case.get("perturb", 0.3))
+        build = lambda: (CTM if case["model"] == "ctm" else LSTM)(**case["args"])  # noqa: E731
+        if case.get("golden"):
+            model, x, y, note = golden_model(build, a.reference)
+        else:
+            model, x, y = trained_and_moved(build, case, a.steps, lambda p, c, yb: loss_of(
+                case["loss"], p, c, yb, *case["input"][1][:2]))
+            note = None
+        B, L = x.shape[0], x.shape[1]
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         write_safetensors(os.path.join(a.out, f"{name}.weights.safetensors"), state, "F32")
 
         # The expected results: a float64 copy loaded with exactly the exported float32 weights.
-        preds, certs, loss, ref, xd = expected_run(lambda: (CTM if case["model"] == "ctm" else LSTM)(
-            **case["args"]), state, x, lambda p, c: loss_of(case["loss"], p, c, y, B, L))
+        preds, certs, loss, ref, xd = expected_run(build, state, x, lambda p, c: loss_of(case["loss"], p, c, y, B, L))
         out = {"x": x, "targets": y.to(torch.int32), "predictions": preds, "certainties": certs,
                "loss": loss.reshape(1)}
         for k, p in ref.named_parameters():
@@ -316,11 +368,13 @@ def main():
             post, attn = tracked[4], tracked[5]
         out["track.post"], out["track.attention"] = torch.from_numpy(post), torch.from_numpy(attn)
         meta = {"config": json.dumps({"model": case["model"], "loss": case["loss"], **case["args"]}),
-                "torch": torch.__version__, "reference": source}
+                "torch": torch.__version__, "reference": source, **({"golden": note} if note else {})}
         write_safetensors(os.path.join(a.out, f"{name}.expected.safetensors"), out, "F64", meta)
         # The loss picks ticks per sample; the check only bites where they vary.
         t_cert = certs[:, 1].argmax(-1).tolist()
-        if len(set(t_cert)) < 2 if case.get("vary", True) else max(t_cert) == certs.shape[-1] - 1:
+        if case.get("golden"):
+            pass
+        elif len(set(t_cert)) < 2 if case.get("vary", True) else max(t_cert) == certs.shape[-1] - 1:
             sys.exit(f"{name}: the most certain ticks {t_cert} do not vary enough; change the case's seed")
         print(f"{name}: loss {loss.item():.6f}, {len(state)} weights, most certain ticks {t_cert}")
 
