@@ -52,6 +52,42 @@ Deno.test("cli: typed values, kebab-case names, = syntax, booleans and negation"
   assertEquals(flagName("batchSize"), "batch-size");
 });
 
+Deno.test("cli: nargs '+' takes the words up to the next flag, like argparse", () => {
+  const multi = defineCli({
+    name: "deno task demo",
+    description: "Milestones.",
+    flags: {
+      steps: { type: "int", default: 1, description: "Steps." },
+      out: { type: "string", default: "", description: "Output path." },
+      marks: { type: "string", default: "1,2", nargs: "+", description: "Milestones." },
+    },
+  });
+  const parse = (args: string[]) => parseCli(multi, args);
+  const ok = (args: string[]) => {
+    const r = parse(args);
+    if (r.help) throw new Error("unexpected help");
+    return r.values;
+  };
+  assertEquals(ok(["--marks", "0", "0", "0", "--steps", "3"]), { steps: 3, out: "", marks: "0 0 0" });
+  assertEquals(ok(["--marks", "8000", "15000"]).marks, "8000 15000");
+  assertEquals(ok(["--marks", "-1", "5"]).marks, "-1 5");
+  assertEquals(ok(["--marks", "7"]).marks, "7");
+  assertEquals(ok([]).marks, "1,2");
+  assert(parse(["--marks", "5", "-h"]).help);
+  const fails = (args: string[]) => {
+    try {
+      parse(args);
+    } catch (e) {
+      if (e instanceof CliError) return e.problems;
+      throw e;
+    }
+    throw new Error(`expected ${JSON.stringify(args)} to fail`);
+  };
+  // Without nargs, a second word is still an error.
+  assert(fails(["--out", "a", "b"]).some((p) => p.includes('unexpected argument "b"')));
+  assert(fails(["--marks", "--steps", "3"]).some((p) => p.includes("--marks: expected a value")));
+});
+
 Deno.test("cli: unknown flags are rejected with a suggestion", () => {
   const p = problems(["--stpes", "5"]);
   assert(

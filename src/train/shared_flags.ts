@@ -74,7 +74,8 @@ export const sharedFlags = {
     ({
       type: "string",
       default: def,
-      description: "Multistep milestones (steps), comma- or space-separated.",
+      nargs: "+",
+      description: "Multistep milestones (steps): one or more words, comma- or space-separated.",
     }) as const,
   /** `--gamma`. */
   gamma: (def: number) => num(def, "Multistep decay factor."),

@@ -48,6 +48,11 @@ export interface StringFlag {
   description: string;
   /** Accepted values, when restricted. */
   choices?: readonly string[];
+  /**
+   * `"+"`: one or more words, like argparse's `nargs='+'` (`--milestones 8000 15000`): the words
+   * after the flag up to the next flag are joined with spaces into the value.
+   */
+  nargs?: "+";
   /** One-letter alias. */
   short?: string;
 }
@@ -130,6 +135,7 @@ export function flagName(key: string): string {
 function typeLabel(s: FlagSpec): string {
   if (s.type === "boolean") return "";
   if (s.type === "string" && s.choices) return ` <${s.choices.join("|")}>`;
+  if (s.type === "string" && s.nargs === "+") return " <string>...";
   return ` <${s.type}>`;
 }
 
@@ -266,6 +272,14 @@ export function parseCli<F extends FlagSpecs>(spec: CliSpec<F>, args: string[]):
     const valued = m && (options[m[1]]?.type === "string");
     if (valued && (i + 1 === args.length || args[i + 1].startsWith("--"))) {
       problems.push(`${a}: expected a value`);
+      continue;
+    }
+    const s = m ? byName.get(m[1])?.[1] : undefined;
+    if (s?.type === "string" && s.nargs === "+") {
+      let j = i + 1;
+      while (j < args.length && !/^-[^\d.]/.test(args[j])) j++;
+      argv.push(a, args.slice(i + 1, j).join(" "));
+      i = j - 1;
       continue;
     }
     argv.push(a);
