@@ -90,67 +90,69 @@ gpuTest(
   },
 );
 
-gpuTest(
-  "QuantileClip over several chunks, odd sizes, a strided gradient, ties, a skipped parameter and a wrapped history",
-  async () => {
-    const rng = new Rng(7);
-    const L = 4, q = 0.6;
-    const sizes = [5, 2 * GRAD_CHUNK + 11, 6];
-    const ps = sizes.map((n, i) =>
-      i === 2 ? keep(fromArray(new Float32Array(n), [2, 3]).requireGrad()) : param(new Float32Array(n))
-    );
-    const clip = new QuantileClip(ps, { quantile: q, historyLength: L });
-    const hist: number[][] = sizes.map(() => []);
-    let gs: number[][] = [];
-    for (let step = 0; step < 12; step++) {
-      // Steps 5 and 6 repeat step 4's gradients (equal norms in the window).
-      if (step < 5 || step > 6) {
-        gs = sizes.map((n) =>
-          Array.from(rng.uniformArray(n, -1, 1), (x) => Math.fround(x * (1 + 4 * rng.next())))
-        );
-      }
-      const skip = step === 3 ? 1 : -1; // parameter 1 has no gradient at step 3
-      ps.forEach((p, i) => {
-        p.grad?.dispose();
-        p.grad = null;
-        if (i === skip) return;
-        if (i === 2) {
-          // [2, 3] gradient as a transposed view of a [3, 2] tensor, so not contiguous
-          const t = fromArray(Float32Array.from([0, 3, 1, 4, 2, 5].map((k) => gs[2][k])), [3, 2]);
-          p.grad = keep(transpose(t, 0, 1));
-          t.dispose();
-        } else setGrad(p, gs[i]);
-      });
-      const before = ps.map((p) => p.grad);
-      clip.step();
-      for (let i = 0; i < ps.length; i++) {
-        if (i === skip) {
-          if (ps[i].grad !== null) throw new Error("a parameter without gradient got one");
-          continue;
+for (const q of [0.6, 0, 1]) {
+  gpuTest(
+    `QuantileClip at quantile ${q} over several chunks, odd sizes, a strided gradient, ties, a skipped parameter and a wrapped history`,
+    async () => {
+      const rng = new Rng(7);
+      const L = 4;
+      const sizes = [5, 2 * GRAD_CHUNK + 11, 6];
+      const ps = sizes.map((n, i) =>
+        i === 2 ? keep(fromArray(new Float32Array(n), [2, 3]).requireGrad()) : param(new Float32Array(n))
+      );
+      const clip = new QuantileClip(ps, { quantile: q, historyLength: L });
+      const hist: number[][] = sizes.map(() => []);
+      let gs: number[][] = [];
+      for (let step = 0; step < 12; step++) {
+        // Steps 5 and 6 repeat step 4's gradients (equal norms in the window).
+        if (step < 5 || step > 6) {
+          gs = sizes.map((n) =>
+            Array.from(rng.uniformArray(n, -1, 1), (x) => Math.fround(x * (1 + 4 * rng.next())))
+          );
         }
-        if (ps[i].grad !== before[i]) throw new Error(`step ${step}: p${i}.grad was replaced`);
-        const n = norm64(gs[i]);
-        const thr = hist[i].length ? quantile(hist[i], q) : Infinity;
-        const c = Math.min(1, thr / (n + 1e-6));
-        assertClose(await ps[i].grad!.toArray(), gs[i].map((x) => x * c), {
-          atol: 1e-6,
-          rtol: 1e-4,
-          msg: `step ${step} p${i}`,
+        const skip = step === 3 ? 1 : -1; // parameter 1 has no gradient at step 3
+        ps.forEach((p, i) => {
+          p.grad?.dispose();
+          p.grad = null;
+          if (i === skip) return;
+          if (i === 2) {
+            // [2, 3] gradient as a transposed view of a [3, 2] tensor, so not contiguous
+            const t = fromArray(Float32Array.from([0, 3, 1, 4, 2, 5].map((k) => gs[2][k])), [3, 2]);
+            p.grad = keep(transpose(t, 0, 1));
+            t.dispose();
+          } else setGrad(p, gs[i]);
         });
-        hist[i] = [...hist[i], n].slice(-L);
+        const before = ps.map((p) => p.grad);
+        clip.step();
+        for (let i = 0; i < ps.length; i++) {
+          if (i === skip) {
+            if (ps[i].grad !== null) throw new Error("a parameter without gradient got one");
+            continue;
+          }
+          if (ps[i].grad !== before[i]) throw new Error(`step ${step}: p${i}.grad was replaced`);
+          const n = norm64(gs[i]);
+          const thr = hist[i].length ? quantile(hist[i], q) : Infinity;
+          const c = Math.min(1, thr / (n + 1e-6));
+          assertClose(await ps[i].grad!.toArray(), gs[i].map((x) => x * c), {
+            atol: 1e-6,
+            rtol: 1e-4,
+            msg: `step ${step} p${i}`,
+          });
+          hist[i] = [...hist[i], n].slice(-L);
+        }
       }
-    }
-    if (clip.stateDict().meta.counts.join() !== "12,11,12") throw new Error("counts");
-    // Contiguous gradients: three dispatches for any number of parameters.
-    ps.forEach((p, i) => setGrad(p, gs[i]));
-    const d0 = recorder().stats().dispatches;
-    clip.step();
-    const d = recorder().stats().dispatches - d0;
-    if (d !== 3) throw new Error(`QuantileClip.step took ${d} dispatches, not 3`);
-    clip.dispose();
-    for (const p of ps) p.dispose();
-  },
-);
+      if (clip.stateDict().meta.counts.join() !== "12,11,12") throw new Error("counts");
+      // Contiguous gradients: three dispatches for any number of parameters.
+      ps.forEach((p, i) => setGrad(p, gs[i]));
+      const d0 = recorder().stats().dispatches;
+      clip.step();
+      const d = recorder().stats().dispatches - d0;
+      if (d !== 3) throw new Error(`QuantileClip.step took ${d} dispatches, not 3`);
+      clip.dispose();
+      for (const p of ps) p.dispose();
+    },
+  );
+}
 
 gpuTest("QuantileClip restored into a new clipper continues exactly like the original", async () => {
   const rng = new Rng(8);

@@ -12,6 +12,7 @@ import {
   type ParityConfig,
   ParityConfigError,
   resolveParityConfig,
+  validateParityConfig,
 } from "../tasks/parity/config.ts";
 import { main, type ParityMetricsFile, type ParityRunResult, runParity } from "../tasks/parity/train.ts";
 import { scanCheckpoints } from "../src/train/checkpoint.ts";
@@ -233,7 +234,8 @@ Deno.test("parity: a bad config fails before anything runs, with a clear message
     await fail(["--use_most_certain_with_lstm"], /use_most_certain_with_lstm is an LSTM option/);
     await fail(["--model_type", "lstm", "--memory_length", "5"], /memory_length is a CTM option/);
     await fail(["--d_input", "30", "--heads", "8"], /d_input \(30\) must be divisible by heads \(8\)/);
-    await fail(["--gradient_clipping", "2"], /gradient_clipping is a quantile in \(0, 1\]/);
+    await fail(["--gradient_clipping", "2"], /gradient_clipping is a quantile in \[0, 1\]/);
+    await fail(["--gradient_clipping", "-0.5"], /gradient_clipping is a quantile in \[0, 1\]/);
     await fail(["--milestones", "100,abc"], /milestones must be non-negative integers/);
     await fail(["--model_type", "gru"], /--model_type: expected one of ctm, lstm/);
     await fail(["--d_modle", "8"], /unknown flag --d_modle \(did you mean --d_model\?\)/);
@@ -270,6 +272,31 @@ Deno.test("parity: a bad config fails before anything runs, with a clear message
   let err: unknown = null;
   await main(["--iterations", "0"], quiet).catch((e) => (err = e));
   assert(err instanceof CliError, `expected a CliError, got ${err}`);
+});
+
+Deno.test("parity: the reference scripts' list and clipping flags parse as argparse takes them", () => {
+  // `--milestones 0 0 0` (nargs '+') and `--gradient_clipping 0` (quantile 0), as a script writes them.
+  const r = parseCli(
+    parityCli,
+    normaliseParityArgs([
+      "--milestones",
+      "0",
+      "0",
+      "0",
+      "--gamma",
+      "0",
+      "--gradient_clipping",
+      "0",
+      "--lr",
+      "1e-4",
+    ]),
+  );
+  assert(!r.help);
+  assertEquals([r.values.milestones, r.values.gradient_clipping, r.values.lr], ["0 0 0", 0, 1e-4]);
+  assertEquals(validateParityConfig(r.values), []);
+  const two = parseCli(parityCli, ["--milestones", "8000", "15000"]);
+  assert(!two.help);
+  assertEquals(two.values.milestones, "8000 15000");
 });
 
 Deno.test("parity: the configs reproduce the reference's scripts", async () => {

@@ -136,9 +136,9 @@ export function validateParityConfig(c: ParityConfig): string[] {
       }
     }
   }
-  if (c.gradient_clipping !== -1 && !(c.gradient_clipping > 0 && c.gradient_clipping <= 1)) {
+  if (c.gradient_clipping !== -1 && !(c.gradient_clipping >= 0 && c.gradient_clipping <= 1)) {
     p.push(
-      `gradient_clipping is a quantile in (0, 1], or -1 to disable clipping; got ${c.gradient_clipping}`,
+      `gradient_clipping is a quantile in [0, 1], or -1 to disable clipping; got ${c.gradient_clipping}`,
     );
   }
   let milestones: number[] | null = null;

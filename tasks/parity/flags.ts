@@ -87,7 +87,7 @@ export const PARITY_FLAGS = {
     type: "number",
     default: -1,
     description: "Per-parameter quantile clipping (autoclip QuantileClip, history 1000) at this " +
-      "quantile in (0, 1]; -1 disables it.",
+      "quantile in [0, 1]; -1 disables it.",
   },
   use_most_certain_with_lstm: {
     type: "boolean",

@@ -189,7 +189,7 @@ export async function runParity(
   const params = model.parameters();
   const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weight_decay, eps: 1e-8 });
   const scheduler = scheduleFromFlags(c, optimizer);
-  const clip = c.gradient_clipping > 0
+  const clip = c.gradient_clipping !== -1
     ? new QuantileClip(params, { quantile: c.gradient_clipping, historyLength: CLIP_HISTORY })
     : undefined;
   const parameterCount = model.parameterCount();
