@@ -18,6 +18,7 @@ import { imageClassificationLoss, parityLoss } from "../src/train/losses.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { gpuTest } from "./helpers.ts";
+import { compareWithTorch } from "./torch_compare.ts";
 
 /** The committed fixtures, or another export (`--large` adds image backbones) named by the env. */
 const DIR =
@@ -34,17 +35,6 @@ function camel(args: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(args).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
   );
-}
-
-/** Largest |a − b| over the largest |b| (or `floor` when larger). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor: number): number {
-  if (a.length !== b.length) return Infinity;
-  let d = 0, m = floor;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
 }
 
 for (const name of CASES) {
@@ -108,28 +98,13 @@ for (const name of CASES) {
         ];
         for (const [k, t] of trackKeys) ours.set(k, await t!.toArray());
 
-        let gradScale = 0;
-        for (const [k, t] of expected.tensors) {
-          if (k.startsWith("grad.")) {
-            for (const v of hostToArray(k, t)) gradScale = Math.max(gradScale, Math.abs(v));
-          }
+        const { problems, errors } = compareWithTorch(ours, expected.tensors, {
+          skip: ["x", "targets"],
+          theirName: "the reference's export",
+        });
+        if (Deno.env.get("REFERENCE_FIXTURE_VERBOSE")) {
+          console.log([...errors].map(([k, e]) => `${k} ${e.toExponential(1)}`).join(", "));
         }
-        const problems: string[] = [], errors: string[] = [];
-        for (const [k, t] of expected.tensors) {
-          if (k === "x" || k === "targets") continue;
-          const a = ours.get(k);
-          if (!a) {
-            problems.push(`${k}: not computed here`);
-            continue;
-          }
-          const e = relErr(a, hostToArray(k, t), k.startsWith("grad.") ? 1e-3 * gradScale : 1e-6);
-          errors.push(`${k} ${e.toExponential(1)}`);
-          if (!(e < 5e-5)) problems.push(`${k}: relative error ${e.toExponential(2)}`);
-        }
-        for (const k of ours.keys()) {
-          if (!expected.tensors.has(k)) problems.push(`${k}: not in the reference's export`);
-        }
-        if (Deno.env.get("REFERENCE_FIXTURE_VERBOSE")) console.log(errors.join(", "));
         if (problems.length) throw new Error(`${name}:\n${problems.join("\n")}`);
         for (const t of [x, targets, ...kept, ...trackKeys.map(([, t]) => t!)]) t.dispose();
         model.dispose();

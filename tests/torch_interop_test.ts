@@ -13,11 +13,12 @@ import { FfBaseline, type FfBaselineOptions } from "../src/models/ff.ts";
 import { fromArray } from "../src/ops/creation.ts";
 import { mul } from "../src/ops/arith.ts";
 import { sum } from "../src/ops/reduce.ts";
-import { hostToArray, readSafetensors, saveSafetensors } from "../src/io/safetensors.ts";
+import { readSafetensors, saveSafetensors } from "../src/io/safetensors.ts";
 import { initGpu } from "../src/gpu/device.ts";
 import { tidy } from "../src/tensor/scope.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 import { Rng } from "./helpers.ts";
+import { compareWithTorch } from "./torch_compare.ts";
 
 const script = new URL("./torch/ctm_torch.py", import.meta.url).pathname;
 const hasTorch = await new Deno.Command("python3", {
@@ -195,20 +196,6 @@ function torchConfig(c: Case): Record<string, unknown> {
   };
 }
 
-/**
- * Largest |a − b| relative to the largest |b|, or to `floor` when that is larger: gradients that
- * are zero in exact arithmetic (a convolution bias before a training-mode batch norm) leave only
- * float32 noise, measured against the scale of all gradients.
- */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-6): number {
-  let d = 0, m = floor;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
-
 for (const c of CASES) {
   Deno.test({
     name: `PyTorch interop: ${c.name}`,
@@ -285,23 +272,7 @@ for (const c of CASES) {
       }).output();
       if (!run.success) throw new Error(`ctm_torch.py failed:\n${new TextDecoder().decode(run.stderr)}`);
       const theirs = (await readSafetensors(`${dir}/out.safetensors`)).tensors;
-      let gradScale = 0;
-      for (const [k, t] of theirs) {
-        if (k.startsWith("grad.")) {
-          for (const v of hostToArray(k, t)) gradScale = Math.max(gradScale, Math.abs(v));
-        }
-      }
-      const problems: string[] = [];
-      for (const [k, t] of theirs) {
-        const a = ours.get(k);
-        if (!a) {
-          problems.push(`${k}: missing here`);
-          continue;
-        }
-        const e = relErr(a, hostToArray(k, t), k.startsWith("grad.") ? 1e-3 * gradScale : 1e-6);
-        if (!(e < 5e-5)) problems.push(`${k}: relative error ${e.toExponential(2)}`);
-      }
-      for (const k of ours.keys()) if (!theirs.has(k)) problems.push(`${k}: missing in PyTorch`);
+      const { problems } = compareWithTorch(ours, theirs);
       if (problems.length) throw new Error(problems.join("\n"));
       for (const t of [x, probe, ...outs]) t.dispose();
       model.dispose();
