@@ -21,6 +21,7 @@
  * ```
  */
 import { parseArgs, type ParseArgsOptionSpec, parseYaml, readTextSync } from "./std.ts";
+import { suggest } from "./suggest.ts";
 
 /** A numeric flag: `int` accepts integers only. */
 export interface NumberFlag {
@@ -177,30 +178,6 @@ export function formatHelp<F extends FlagSpecs>(spec: CliSpec<F>): string {
   ];
   if (spec.examples?.length) lines.push("", "Examples:", ...spec.examples.map((e) => `  ${e}`));
   return lines.join("\n") + "\n";
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length];
-}
-
-function suggest(name: string, known: string[]): string {
-  let best = "";
-  let bestD = Infinity;
-  for (const k of known) {
-    const dist = editDistance(name, k);
-    if (dist < bestD) [best, bestD] = [k, dist];
-  }
-  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean --${best}?)` : "";
 }
 
 const NUMBER_RE = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
