@@ -83,6 +83,16 @@ Deno.test("cli: nargs '+' takes the words up to the next flag, like argparse", (
     }
     throw new Error(`expected ${JSON.stringify(args)} to fail`);
   };
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${dir}/c.yaml`, "marks: [8000, 15000]\nout: [a, b]\n");
+    const p = fails(["--config", `${dir}/c.yaml`]);
+    assert(p.length === 1 && p[0].includes("out"), `only the list for a one-word flag fails: ${p}`);
+    Deno.writeTextFileSync(`${dir}/c.yaml`, "marks: [8000, 15000]\n");
+    assertEquals(ok(["--config", `${dir}/c.yaml`]).marks, "8000 15000");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
   // Without nargs, a second word is still an error.
   assert(fails(["--out", "a", "b"]).some((p) => p.includes('unexpected argument "b"')));
   assert(fails(["--marks", "--steps", "3"]).some((p) => p.includes("--marks: expected a value")));

@@ -199,6 +199,10 @@ function convert(s: FlagSpec, raw: unknown, where: string): { ok: true; value: n
     return bad("true or false");
   }
   if (s.type === "string") {
+    // A YAML list for a several-word flag (`milestones: [8000, 15000]`).
+    if (s.nargs === "+" && Array.isArray(raw) && raw.length && raw.every((x) => typeof x !== "object")) {
+      raw = raw.join(" ");
+    }
     if (typeof raw !== "string" && typeof raw !== "number") return bad("a string");
     const v = String(raw);
     if (s.choices && !s.choices.includes(v)) return bad(`one of ${s.choices.join(", ")}`);
