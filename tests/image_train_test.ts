@@ -1,11 +1,14 @@
 /**
  * The image trainer end to end on generated CIFAR-10-shaped binaries: a tiny CTM whose loss falls,
  * with metrics.json, plots and checkpoints written; resuming an interrupted run reproduces the
- * uninterrupted one; bad settings and missing data fail before training with clear messages.
+ * uninterrupted one; bad settings and missing data fail before training with clear messages; the
+ * evaluations' test batches come from a fresh shuffle each time.
  */
 import assert, { deepStrictEqual as assertEquals } from "node:assert";
 import { join } from "../src/util/std.ts";
 import { ImageConfigError, runImages } from "../tasks/image_classification/train.ts";
+import { defaultImageConfig, type ImageConfig } from "../tasks/image_classification/config.ts";
+import { openImageData } from "../tasks/image_classification/data.ts";
 import { gpuTest } from "./helpers.ts";
 import { makeCifar, tinyImageConfig as tiny } from "./image_fixtures.ts";
 
@@ -79,6 +82,56 @@ gpuTest("image trainer: bad settings and missing data fail before training", asy
       () => runImages(tiny(join(dir, "nowhere"), join(dir, "x")), { log: () => {} }),
       (e) => e instanceof Error && e.message.includes("cifar-10-binary.tar.gz"),
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("image data: each evaluation draws a fresh shuffle of a class-sorted test split", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await makeCifar(dir, 8, 2);
+    // A test split stored class by class (as ImageNet's folders are): 3 classes × 8 images.
+    const rec = new Uint8Array(24 * 3073);
+    for (let i = 0; i < 24; i++) rec[i * 3073] = Math.floor(i / 8);
+    await Deno.writeFile(join(dir, "cifar-10-batches-bin", "test_batch.bin"), rec);
+    const c = {
+      ...defaultImageConfig("cifar10"),
+      ...tiny(dir, join(dir, "run")),
+      n_test_batches: 1,
+    } as ImageConfig;
+    const data = await openImageData(c);
+    try {
+      const draw = async (iteration: number) => {
+        const idx: number[] = [], labels = new Set<number>();
+        for await (const b of data.testBatches(iteration)) {
+          idx.push(...b.indices);
+          b.labels.forEach((l) => labels.add(l));
+        }
+        return { idx, labels };
+      };
+      const a = await draw(12), again = await draw(12), b = await draw(24);
+      assertEquals(a.idx.length, 8);
+      assert(
+        a.labels.size >= 2,
+        `one batch of 8 from a sorted split holds several classes: ${[...a.labels]}`,
+      );
+      assertEquals(again.idx, a.idx);
+      assert(b.idx.join() !== a.idx.join(), "another evaluation draws other images");
+      const all = await (async () => {
+        const d = await openImageData({ ...c, n_test_batches: 0 });
+        try {
+          const seen: number[] = [];
+          for await (const x of d.testBatches(5)) seen.push(...x.indices);
+          return seen;
+        } finally {
+          d.close();
+        }
+      })();
+      assertEquals([...all].sort((x, y) => x - y), Array.from({ length: 24 }, (_, i) => i));
+    } finally {
+      data.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -56,7 +56,12 @@ const ANALYSIS_FLAGS = {
     min: -1,
     description: "Iteration of the checkpoint to analyse (-1: the newest complete one).",
   },
-  n_batches: { type: "int", default: 4, min: 1, description: "Test batches to evaluate (in order)." },
+  n_batches: {
+    type: "int",
+    default: 4,
+    min: 1,
+    description: "Test batches to evaluate (from one fixed shuffle of the test split).",
+  },
   samples: {
     type: "string",
     default: "0,1,2",

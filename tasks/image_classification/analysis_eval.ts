@@ -147,7 +147,7 @@ export async function evaluateTestBatches(
     log(
       `analysing ${checkpoint.path} (iteration ${checkpoint.iteration}): ${c.model}, ${T} ticks; ${data.describe}`,
     );
-    for await (const b of data.testBatches()) {
+    for await (const b of data.testBatches(0)) {
       const mine = isFf ? [] : samples.filter((i) => i >= N && i < N + b.size);
       const r = tidy(() =>
         noGrad(() => {

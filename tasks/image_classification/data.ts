@@ -101,8 +101,13 @@ export interface ImageData {
   trainStream(start: number): TrainStream;
   /** `n_test_batches` training batches with the test transform (evaluation in training mode; with 0, as many as the test split has). */
   evalTrainBatches(iteration: number): AsyncIterable<Batch>;
-  /** The first `n_test_batches` test batches (all of them with 0), in order. */
-  testBatches(): AsyncIterable<Batch>;
+  /**
+   * `n_test_batches` test batches from a fresh shuffle of the test split for each evaluation, like
+   * the reference's shuffled test loader (a split stored class by class, as ImageNet's folders are,
+   * would otherwise give the first few classes only); all of them with 0. The same `iteration`
+   * always gives the same batches.
+   */
+  testBatches(iteration: number): AsyncIterable<Batch>;
   /** Stops the workers. */
   close(): void;
 }
@@ -141,7 +146,7 @@ export function openImageData(c: ImageConfig): Promise<ImageData> {
     new ImageLoader(d, { batchSize, shuffle, seed: c.seed, transform: t, workers: w, prefetch: c.prefetch });
   const trainLoader = loader(train, spec("train"), c.batch_size, true, workers);
   const evalTrain = loader(train, spec("test"), c.batch_size_test, true, workers);
-  const testLoader = loader(test, spec("test"), c.batch_size_test, false, workers);
+  const testLoader = loader(test, spec("test"), c.batch_size_test, true, workers);
   const channels = train.channels;
   return Promise.resolve({
     classes: train.classes,
@@ -153,7 +158,7 @@ export function openImageData(c: ImageConfig): Promise<ImageData> {
     // With n_test_batches 0 (whole test split), as many training batches as the test split has.
     evalTrainBatches: (iteration) =>
       firstBatches(evalTrain, 1_000_000 + iteration, c.n_test_batches || testLoader.batchesPerEpoch),
-    testBatches: () => firstBatches(testLoader, 0, c.n_test_batches),
+    testBatches: (iteration) => firstBatches(testLoader, iteration, c.n_test_batches),
     close: () => {
       trainLoader.close();
       evalTrain.close();

@@ -204,7 +204,7 @@ export async function runImages(
       restore();
     }
     model.eval();
-    const testValues = await measure("test_", data.testBatches());
+    const testValues = await measure("test_", data.testBatches(iteration));
     model.train();
     return { ...trainValues, ...testValues };
   };
