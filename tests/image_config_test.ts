@@ -11,6 +11,7 @@ import {
   imageCli,
   type ImageConfig,
   imageFlags,
+  parseList,
   validateImageConfig,
 } from "../tasks/image_classification/config.ts";
 
@@ -76,6 +77,24 @@ Deno.test("image trainer: the YAML configs reproduce the reference's scripts", a
   assertEquals(load("train_cifar10_lstm").warmup_steps, 2000);
   assertEquals(load("train_cifar10_ff").model, "ff");
   await Promise.resolve();
+});
+
+Deno.test("image trainer: the reference scripts' several-word flags parse as argparse takes them", () => {
+  const r = parseCli(imageCli("cifar10"), [
+    "--weight_decay_exclusion_list",
+    "bias",
+    "bn",
+    "--milestones",
+    "8000",
+    "15000",
+    "--lr",
+    "1e-4",
+  ]);
+  assert(!r.help);
+  assertEquals(
+    [parseList(r.values.weight_decay_exclusion_list), parseList(r.values.milestones), r.values.lr],
+    [["bias", "bn"], ["8000", "15000"], 1e-4],
+  );
 });
 
 Deno.test("image trainer: bad settings are refused with clear messages", () => {

@@ -93,7 +93,9 @@ export function imageFlags(dataset: ImageDatasetName) {
     weight_decay_exclusion_list: {
       type: "string",
       default: "",
-      description: "Comma-separated name substrings of parameters without weight decay (e.g. bias,norm).",
+      nargs: "+",
+      description: "Name substrings of parameters without weight decay: one or more words, comma- or " +
+        "space-separated (e.g. bias norm).",
     },
     gradient_clipping: {
       type: "number",
