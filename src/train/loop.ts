@@ -91,7 +91,10 @@ export interface TrainOptions {
   evaluate?: (step: number) => Promise<MetricValues> | MetricValues;
   /** Evaluate every this many steps (default 0: only at step 0 and at the end). */
   evalEvery?: number;
-  /** Evaluate the untrained model at iteration 0, as the reference does (default true). */
+  /**
+   * Evaluate the untrained model at step 0 (default true). The reference's parity trainer evaluates at
+   * iteration 0 after its first update; its image trainer skips iteration 0.
+   */
   evalAtStart?: boolean;
   /** Read the training metrics back every this many steps (default 25). */
   logEvery?: number;
