@@ -117,9 +117,10 @@ gpuTest("parity: a tiny CTM learns, and an interrupted + resumed run equals a st
     assertEquals(await weights(b2), wa, "final weights");
     b2.dispose();
 
-    // Weights only: starts again at step 0 from the trained weights.
+    // Weights only (both flags, the reference's defaults): starts again at step 0 from the trained weights.
     const c = await runParity(
       tiny(join(root, "b"), {
+        reload: true,
         reload_model_only: true,
         training_iterations: 1,
         warmup_steps: 0,
@@ -239,7 +240,6 @@ Deno.test("parity: a bad config fails before anything runs, with a clear message
     await fail(["--milestones", "100,abc"], /milestones must be non-negative integers/);
     await fail(["--model_type", "gru"], /--model_type: expected one of ctm, lstm/);
     await fail(["--d_modle", "8"], /unknown flag --d_modle \(did you mean --d_model\?\)/);
-    await fail(["--reload", "--reload_model_only"], /either reload .* or reload_model_only/);
     // Several problems are reported together.
     const msg = await expectFailure(
       () => main(["--parity_sequence_length", "10", "--num_layers", "3", "--log_dir", logDir], quiet),

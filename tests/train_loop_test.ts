@@ -31,6 +31,7 @@ import {
 } from "../src/train/checkpoint.ts";
 import { train, type TrainOptions } from "../src/train/loop.ts";
 import { GpuMetrics } from "../src/train/metrics.ts";
+import { resumeMode } from "../src/train/run_common.ts";
 import { gpuTest, Rng } from "./helpers.ts";
 
 const TEACHER = new Rng(99).uniformArray(12, -1, 1); // fixed [3, 4] labelling rule
@@ -145,6 +146,14 @@ function dispose(r: Run): void {
 }
 
 const tmp = () => Deno.makeTempDir({ prefix: "train_loop_test_" });
+
+Deno.test("resumeMode: --reload resumes; --reload_model_only, alone or with --reload, loads only weights", () => {
+  const m = (reload: boolean, only: boolean) => resumeMode({ reload, reload_model_only: only });
+  const got = [m(false, false), m(true, false), m(false, true), m(true, true)];
+  if (JSON.stringify(got) !== JSON.stringify([undefined, true, "modelOnly", "modelOnly"])) {
+    throw new Error(`resumeMode: ${JSON.stringify(got)}`);
+  }
+});
 
 gpuTest("GpuMetrics averages scalars and arrays over a window with one read", async () => {
   const m = new GpuMetrics(2);

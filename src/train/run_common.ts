@@ -60,6 +60,17 @@ export function defaultLog(message: string): void {
   console.error(tty ? `\r\x1b[K${message}` : message);
 }
 
+/**
+ * What `--reload` / `--reload_model_only` ask of the training loop, as in the reference's trainers:
+ * `reload` resumes the newest checkpoint, `reload_model_only` with it loads only the weights and starts
+ * at step 0 (the reference's defaults are both true); here `reload_model_only` alone does that too.
+ */
+export function resumeMode(
+  c: { reload: boolean; reload_model_only: boolean },
+): true | "modelOnly" | undefined {
+  return c.reload_model_only ? "modelOnly" : c.reload ? true : undefined;
+}
+
 /** Flags that change how a run is driven, not what it computes (ignored when comparing configs). */
 export const DRIVING_FLAGS: ReadonlySet<string> = new Set([
   "reload",

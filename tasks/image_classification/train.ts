@@ -24,6 +24,7 @@ import {
   pct,
   prepareLogDir,
   reportConfigDiff,
+  resumeMode,
   runCommand,
   scheduleFromFlags,
 } from "../../src/train/run_common.ts";
@@ -146,7 +147,7 @@ export async function runImages(
   const scheduler = scheduleFromFlags(c, optimizer);
   const parameterCount = model.parameterCount();
   const ticks = c.model === "ff" ? 1 : c.iterations;
-  const resume = c.reload ? true : c.reload_model_only ? "modelOnly" as const : undefined;
+  const resume = resumeMode(c);
 
   log(`adapter: ${gpu().adapterName}`);
   log(

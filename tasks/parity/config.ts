@@ -156,9 +156,6 @@ export function validateParityConfig(c: ParityConfig): string[] {
         `(${c.warmup_steps})`,
     );
   }
-  if (c.reload && c.reload_model_only) {
-    p.push("give either reload (resume the run) or reload_model_only (weights only, start at 0), not both");
-  }
   return p;
 }
 

@@ -34,6 +34,7 @@ import {
   pct,
   prepareLogDir,
   reportConfigDiff,
+  resumeMode,
   runCommand,
   scheduleFromFlags,
 } from "../../src/train/run_common.ts";
@@ -183,7 +184,7 @@ export async function runParity(
   const L = c.parity_sequence_length, B = c.batch_size, Bt = c.batch_size_test;
   const mostCertain = usesMostCertain(c);
   const nTest = testBatches(c);
-  const resume = c.reload ? true : c.reload_model_only ? "modelOnly" as const : undefined;
+  const resume = resumeMode(c);
 
   const model = buildModel(c);
   const params = model.parameters();
