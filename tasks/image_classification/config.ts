@@ -155,7 +155,7 @@ export function imageFlags(dataset: ImageDatasetName) {
     },
     prefetch: { type: "int", default: 4, min: 1, description: "Batches decoded ahead of the device." },
     log_every: sharedFlags.log_every(25),
-    keep_last: sharedFlags.keep_last(0),
+    keep_last: sharedFlags.keep_last(3),
     plot: {
       type: "boolean",
       default: true,
