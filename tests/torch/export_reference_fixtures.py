@@ -216,7 +216,7 @@ def expected_run(build, state, x, loss_fn):
     build tensors with torch's default dtype (the Fourier embeddings' coordinates), so the default is
     float64 during the run; the 1D rotational embedding builds its start vector as float32 whatever
     the default, so where the first try fails on mixed dtypes that one module stays float32 (its
-    output is promoted where it is added)."""
+    output is promoted where it is added). Also returns the default dtype the run used."""
     for keep_pe_float in (False, True):
         ref = build()
         with torch.no_grad():
@@ -232,7 +232,7 @@ def expected_run(build, state, x, loss_fn):
             preds, certs = ref(xd)[:2]
             loss = loss_fn(preds, certs)
             loss.backward()
-            return preds, certs, loss, ref, xd
+            return preds, certs, loss, ref, xd, torch.float32 if keep_pe_float else torch.float64
         except RuntimeError as e:
             if keep_pe_float or not ("dtype" in str(e) or "scalar type" in str(e)):
                 raise
@@ -347,15 +347,13 @@ def main():
         write_safetensors(os.path.join(a.out, f"{name}.weights.safetensors"), state, "F32")
 
         # The expected results: a float64 copy loaded with exactly the exported float32 weights.
-        preds, certs, loss, ref, xd = expected_run(build, state, x, lambda p, c: loss_of(case["loss"], p, c, y, B, L))
+        preds, certs, loss, ref, xd, run_dtype = expected_run(build, state, x, lambda p, c: loss_of(case["loss"], p, c, y, B, L))
         out = {"x": x, "targets": y.to(torch.int32), "predictions": preds, "certainties": certs,
                "loss": loss.reshape(1)}
         for k, p in ref.named_parameters():
             out[f"grad.{k}"] = p.grad if p.grad is not None else torch.zeros_like(p)
         with torch.no_grad():
-            pe_float = next((p.dtype for p in ref.positional_embedding.parameters()), None) == torch.float32 \
-                if isinstance(getattr(ref, "positional_embedding", None), torch.nn.Module) else False
-            torch.set_default_dtype(torch.float32 if pe_float else torch.float64)
+            torch.set_default_dtype(run_dtype)
             try:
                 tracked = ref(xd, track=True)
             finally:
